@@ -1,0 +1,1 @@
+"""Data: corpus adapters, features, feature cache, splits and the LightningDataModule."""

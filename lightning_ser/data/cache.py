@@ -1,0 +1,233 @@
+"""The feature cache: every utterance's frames in one tensor plus offsets, built once, loaded in one read.
+
+The cache file is keyed by the feature configuration and by each audio file's identity (path, size,
+modification time), so a changed file or setting gives a new key and a rebuild, and a second run
+with the same inputs decodes no audio. Files are written atomically (temporary file + rename); a
+partial or corrupt file is detected on load and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .corpora.base import OnBadFile
+from .features import AudioError, FeatureConfig, FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/lightning_ser`, i.e. `~/.cache/lightning_ser` by default."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lightning_ser"
+
+
+@dataclass
+class FeatureTable:
+    """All utterances' frames stacked: utterance i is `frames[offsets[i]:offsets[i + 1]]`."""
+
+    frames: torch.Tensor
+    offsets: torch.Tensor
+    paths: list[str]
+    config: FeatureConfig
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Frames per utterance."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def utterance(self, i: int) -> torch.Tensor:
+        """Frames [T, n_features] of utterance i."""
+        return self.frames[self.offsets[i] : self.offsets[i + 1]]
+
+
+def file_stamps(paths: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) per file: the identity that invalidates the cache when it changes."""
+    stamps = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError as err:
+            raise AudioError(p, f"cannot read file ({err.strerror})") from err
+        stamps.append((str(p), st.st_size, st.st_mtime_ns))
+    return stamps
+
+
+def cache_key(paths: Sequence[str], config: FeatureConfig) -> str:
+    """Hash of the cache version, the feature configuration and every file's stamp."""
+    h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
+    for path, size, mtime in file_stamps(paths):
+        h.update(f"\0{path}\0{size}\0{mtime}".encode())
+    return h.hexdigest()[:20]
+
+
+_worker_extractor: FeatureExtractor | None = None
+
+
+def _init_worker(config: FeatureConfig) -> None:
+    global _worker_extractor
+    torch.set_num_threads(1)
+    _worker_extractor = FeatureExtractor(config)
+
+
+def _extract(path: str) -> np.ndarray | str:
+    """Worker job: features of one file, or the reason it failed."""
+    assert _worker_extractor is not None
+    try:
+        return _worker_extractor.from_file(path).numpy()
+    except AudioError as err:
+        return err.reason
+
+
+def extract_all(
+    paths: Sequence[str],
+    config: FeatureConfig,
+    workers: int | None = None,
+    progress: bool = True,
+    on_bad_file: OnBadFile = "error",
+) -> FeatureTable:
+    """Compute features for every file, in parallel over `workers` processes (default: all cores)."""
+    paths = [str(p) for p in paths]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    bar = tqdm(total=len(paths), desc="features", unit="file", disable=not progress)
+    results: list[np.ndarray | str] = []
+    if workers == 1:
+        _init_worker(config)
+        for p in paths:
+            results.append(_extract(p))
+            bar.update()
+    else:
+        # fork: workers inherit the imported torch instead of paying seconds to import it again.
+        ctx = multiprocessing.get_context("fork")
+        chunk = max(1, len(paths) // (workers * 16))
+        with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(config,)) as pool:
+            for result in pool.map(_extract, paths, chunksize=chunk):
+                results.append(result)
+                bar.update()
+    bar.close()
+    kept, arrays, failures = [], [], []
+    for path, result in zip(paths, results, strict=True):
+        if isinstance(result, str):
+            if on_bad_file == "error":
+                raise AudioError(path, f"{result} (set on_bad_file: skip to skip such files)")
+            failures.append((path, result))
+        else:
+            kept.append(path)
+            arrays.append(result)
+    if failures:
+        log.warning("skipped %d file(s) without usable audio, e.g. %s: %s", len(failures), *failures[0])
+    lengths = torch.tensor([0] + [len(a) for a in arrays], dtype=torch.long)
+    frames = (
+        torch.from_numpy(np.concatenate(arrays))
+        if arrays
+        else torch.zeros(0, config.n_features, dtype=torch.float32)
+    )
+    return FeatureTable(frames, lengths.cumsum(0), kept, config, failures)
+
+
+def save_table(table: FeatureTable, path: Path) -> None:
+    """Write the table atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": CACHE_VERSION,
+        "frames": table.frames,
+        "offsets": table.offsets,
+        "paths": table.paths,
+        "config": asdict(table.config),
+        "failures": [list(f) for f in table.failures],
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_table(path: Path, config: FeatureConfig) -> FeatureTable:
+    """Read a cache file (tensors and plain data only); ValueError when it is corrupt or foreign."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a truncated or foreign file
+        raise ValueError(f"unreadable cache file {path}: {err}") from err
+    try:
+        if payload["version"] != CACHE_VERSION or payload["config"] != asdict(config):
+            raise ValueError("written by another version or feature configuration")
+        frames, offsets, paths = payload["frames"], payload["offsets"], payload["paths"]
+        ok = (
+            offsets.ndim == 1
+            and len(offsets) == len(paths) + 1
+            and int(offsets[0]) == 0
+            and int(offsets[-1]) == frames.shape[0]
+            and bool((offsets[1:] >= offsets[:-1]).all())
+            and frames.shape[1] == config.n_features
+        )
+        if not ok:
+            raise ValueError("frames and offsets do not agree")
+        failures = [tuple(f) for f in payload["failures"]]
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"malformed cache file {path}: {err!r}") from err
+    return FeatureTable(frames, offsets, list(paths), config, failures)
+
+
+@dataclass
+class CacheInfo:
+    """Where the cache is and how it was obtained."""
+
+    path: Path
+    built: bool
+    seconds: float
+
+
+def load_or_build(
+    paths: Sequence[str],
+    config: FeatureConfig,
+    cache_dir: str | Path | None = None,
+    name: str = "corpus",
+    workers: int | None = None,
+    progress: bool = True,
+    on_bad_file: OnBadFile = "error",
+) -> tuple[FeatureTable, CacheInfo]:
+    """Load the cache for these files and settings, building (and saving) it when missing or stale."""
+    start = time.perf_counter()
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    path = cache_dir / f"{name}-{cache_key(paths, config)}.pt"
+    if path.exists():
+        try:
+            table = load_table(path, config)
+            if table.paths + [f[0] for f in table.failures] and (
+                sorted(table.paths + [f[0] for f in table.failures]) == sorted(map(str, paths))
+            ):
+                if table.failures and on_bad_file == "error":
+                    bad_path, reason = table.failures[0]
+                    raise AudioError(bad_path, f"{reason} (set on_bad_file: skip to skip such files)")
+                return table, CacheInfo(path, False, time.perf_counter() - start)
+            log.warning("cache %s lists other files than asked for; rebuilding it", path)
+        except ValueError as err:
+            if isinstance(err, AudioError):
+                raise
+            log.warning("%s; rebuilding the feature cache", err)
+    table = extract_all(paths, config, workers, progress, on_bad_file)
+    save_table(table, path)
+    return table, CacheInfo(path, True, time.perf_counter() - start)

@@ -1,0 +1,80 @@
+"""The utterance table every corpus adapter produces, and the errors it raises."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+OnBadFile = Literal["error", "skip"]
+
+#: File extensions an adapter looks at when it scans a folder (soundfile reads them all).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
+
+
+class CorpusError(ValueError):
+    """A corpus folder, file name or label that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One row of the utterance table: an audio file, its emotion, its speaker and metadata."""
+
+    path: str
+    label: str
+    speaker: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def require_dir(root: str | Path, what: str) -> Path:
+    """Return `root` as a Path, or raise CorpusError naming it when it is not a folder."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise CorpusError(f"{what} folder not found: {path}")
+    return path
+
+
+def audio_files(root: Path) -> list[Path]:
+    """All audio files under `root` (recursive, sorted, by extension)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+class BadFiles:
+    """Collects problems with individual files; raises at once or warns with a count at the end.
+
+    Adapters call `bad(path, reason)` for each file they cannot use; with `on_bad_file="error"` the
+    first one raises a CorpusError that names the file, with `"skip"` they are counted and reported.
+    """
+
+    def __init__(self, on_bad_file: OnBadFile, corpus: str) -> None:
+        if on_bad_file not in ("error", "skip"):
+            raise CorpusError(f"on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
+        self.on_bad_file = on_bad_file
+        self.corpus = corpus
+        self.skipped: list[tuple[str, str]] = []
+
+    def __call__(self, path: str | Path, reason: str) -> None:
+        if self.on_bad_file == "error":
+            raise CorpusError(
+                f"{self.corpus}: {path}: {reason} (set on_bad_file: skip to skip such files)"
+            )
+        self.skipped.append((str(path), reason))
+
+    def report(self) -> None:
+        """Log one warning with the number of skipped files and the first few of them."""
+        if self.skipped:
+            first = "; ".join(f"{p}: {r}" for p, r in self.skipped[:3])
+            log.warning("%s: skipped %d bad file(s), e.g. %s", self.corpus, len(self.skipped), first)
+
+
+def finish(utterances: Iterable[Utterance], bad: BadFiles, root: Path) -> list[Utterance]:
+    """Report skipped files and fail clearly when nothing usable was found."""
+    table = list(utterances)
+    bad.report()
+    if not table:
+        raise CorpusError(f"{bad.corpus}: no usable utterances found under {root}")
+    return table

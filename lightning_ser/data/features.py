@@ -1,0 +1,186 @@
+"""Audio to frame features: decode, downmix, resample, trim silence, MFCC (or log-mel) + deltas.
+
+Everything here is plain torch/torchaudio and works on one utterance at a time, so the feature
+cache (many files, in parallel) and Phase III inference (a user's new clips) share one code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+
+class AudioError(ValueError):
+    """A file that cannot be turned into features (unreadable, empty, silent); names the file."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter of the feature front end; its hash keys the feature cache.
+
+    Args:
+        sample_rate: rate every file is resampled to (Hz).
+        kind: "mfcc" (the paper: 13 MFCC) or "logmel" (log-mel filterbank energies).
+        n_mfcc: cepstral coefficients kept when kind is "mfcc".
+        n_mels: mel bands of the filterbank.
+        win_ms: analysis window length (ms).
+        hop_ms: hop between frames (ms).
+        n_fft: FFT size (samples at `sample_rate`), at least the window length.
+        f_min: lowest filterbank frequency (Hz).
+        f_max: highest filterbank frequency (Hz); None means sample_rate / 2.
+        deltas: 0, 1 or 2 orders of time derivatives appended (the paper: 2, i.e. 39 values).
+        delta_window: frames used by each delta (torchaudio.functional.compute_deltas, odd >= 3).
+        trim: cut leading and trailing silence (the paper trims silence when it builds its cache).
+        trim_top_db: a frame is silence when its energy is this many dB below the loudest frame.
+        silence_floor_db: a file whose peak is below this level (dBFS) is all silence: an error.
+    """
+
+    sample_rate: int = 16000
+    kind: Literal["mfcc", "logmel"] = "mfcc"
+    n_mfcc: int = 13
+    n_mels: int = 40
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    f_min: float = 0.0
+    f_max: float | None = None
+    deltas: int = 2
+    delta_window: int = 5
+    trim: bool = True
+    trim_top_db: float = 60.0
+    silence_floor_db: float = -70.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_rate < 1000:
+            problems.append(f"sample_rate={self.sample_rate} (needs >= 1000)")
+        if self.kind not in ("mfcc", "logmel"):
+            problems.append(f"kind={self.kind!r} (mfcc or logmel)")
+        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+            problems.append(f"n_mfcc={self.n_mfcc} (needs 1..n_mels={self.n_mels})")
+        if self.deltas not in (0, 1, 2):
+            problems.append(f"deltas={self.deltas} (0, 1 or 2)")
+        if self.delta_window < 3 or self.delta_window % 2 == 0:
+            problems.append(f"delta_window={self.delta_window} (odd, >= 3)")
+        if self.hop_ms <= 0 or self.win_ms <= 0:
+            problems.append(f"win_ms={self.win_ms}, hop_ms={self.hop_ms} (must be > 0)")
+        elif self.n_fft < self.win_length:
+            problems.append(f"n_fft={self.n_fft} (needs >= window of {self.win_length} samples)")
+        if problems:
+            raise ValueError("bad feature setting: " + "; ".join(problems))
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples."""
+        return round(self.sample_rate * self.win_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        """Hop length in samples."""
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+    @property
+    def n_features(self) -> int:
+        """Values per frame: base coefficients times (1 + deltas), 39 for the paper."""
+        base = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        return base * (1 + self.deltas)
+
+    def key(self) -> str:
+        """A stable hash of the configuration (part of the cache key)."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Decode any file soundfile reads (format from its header) to a mono float32 waveform."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise AudioError(path, f"cannot decode audio ({err})") from err
+    if data.shape[0] == 0:
+        raise AudioError(path, "audio file is empty (0 samples)")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return torch.from_numpy(np.ascontiguousarray(mono)), int(rate)
+
+
+class FeatureExtractor:
+    """Turns waveforms into [frames, n_features] tensors following a FeatureConfig."""
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        self.config = config or FeatureConfig()
+
+    @cached_property
+    def _transform(self) -> torch.nn.Module:
+        c = self.config
+        melkwargs = {
+            "n_fft": c.n_fft,
+            "win_length": c.win_length,
+            "hop_length": c.hop_length,
+            "n_mels": c.n_mels,
+            "f_min": c.f_min,
+            "f_max": c.f_max,
+        }
+        if c.kind == "mfcc":
+            return torchaudio.transforms.MFCC(c.sample_rate, n_mfcc=c.n_mfcc, melkwargs=melkwargs)
+        return torch.nn.Sequential(
+            torchaudio.transforms.MelSpectrogram(c.sample_rate, **melkwargs),
+            torchaudio.transforms.AmplitudeToDB("power", top_db=80.0),
+        )
+
+    def resample(self, wave: torch.Tensor, rate: int) -> torch.Tensor:
+        """Resample a mono waveform to the configured rate."""
+        if rate == self.config.sample_rate:
+            return wave
+        return torchaudio.functional.resample(wave, rate, self.config.sample_rate)
+
+    def trim(self, wave: torch.Tensor) -> torch.Tensor:
+        """Cut leading and trailing frames quieter than `trim_top_db` below the loudest frame.
+
+        Written by hand because torchaudio has no librosa-style trim (its `vad` cuts only the
+        front and is slow); this is the same rule as `librosa.effects.trim(top_db=...)`.
+        """
+        c = self.config
+        frame, hop = c.win_length, c.hop_length
+        if wave.numel() <= frame:
+            return wave
+        power = wave.unfold(0, frame, hop).pow(2).mean(dim=1)
+        db = 10 * torch.log10(power.clamp_min(1e-20))
+        voiced = torch.nonzero(db > db.max() - c.trim_top_db).flatten()
+        start = int(voiced[0]) * hop
+        stop = min(wave.numel(), int(voiced[-1]) * hop + frame)
+        return wave[start:stop]
+
+    def from_waveform(self, wave: torch.Tensor, rate: int, name: str = "<waveform>") -> torch.Tensor:
+        """Features [frames, n_features] (float32) of a mono waveform sampled at `rate`."""
+        c = self.config
+        peak = float(wave.abs().max()) if wave.numel() else 0.0
+        if peak <= 10 ** (c.silence_floor_db / 20):
+            raise AudioError(name, f"audio is silent (peak below {c.silence_floor_db} dBFS)")
+        wave = self.resample(wave, rate)
+        if c.trim:
+            wave = self.trim(wave)
+        with torch.no_grad():
+            base = self._transform(wave)  # [coefficients, frames]
+            parts = [base]
+            for _ in range(c.deltas):
+                parts.append(torchaudio.functional.compute_deltas(parts[-1], c.delta_window))
+            return torch.cat(parts, dim=0).T.contiguous()
+
+    def from_file(self, path: str | Path) -> torch.Tensor:
+        """Features [frames, n_features] of an audio file; AudioError names the file on failure."""
+        wave, rate = read_audio(path)
+        return self.from_waveform(wave, rate, name=str(path))
