@@ -1,4 +1,4 @@
-"""The feature cache: every utterance's frames in one tensor plus offsets, built once, loaded in one read.
+"""The feature cache: all frames in one tensor plus offsets, built once, loaded in one read.
 
 The cache file is keyed by the feature configuration and by each audio file's identity (path, size,
 modification time), so a changed file or setting gives a new key and a rebuild, and a second run
@@ -105,7 +105,7 @@ def extract_all(
     progress: bool = True,
     on_bad_file: OnBadFile = "error",
 ) -> FeatureTable:
-    """Compute features for every file, in parallel over `workers` processes (default: all cores)."""
+    """Compute features for every file in parallel over `workers` processes (default: all cores)."""
     paths = [str(p) for p in paths]
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
     bar = tqdm(total=len(paths), desc="features", unit="file", disable=not progress)
@@ -119,7 +119,9 @@ def extract_all(
         # fork: workers inherit the imported torch instead of paying seconds to import it again.
         ctx = multiprocessing.get_context("fork")
         chunk = max(1, len(paths) // (workers * 16))
-        with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(config,)) as pool:
+        with ProcessPoolExecutor(
+            workers, ctx, initializer=_init_worker, initargs=(config,)
+        ) as pool:
             for result in pool.map(_extract, paths, chunksize=chunk):
                 results.append(result)
                 bar.update()
@@ -134,7 +136,9 @@ def extract_all(
             kept.append(path)
             arrays.append(result)
     if failures:
-        log.warning("skipped %d file(s) without usable audio, e.g. %s: %s", len(failures), *failures[0])
+        log.warning(
+            "skipped %d file(s) without usable audio, e.g. %s: %s", len(failures), *failures[0]
+        )
     lengths = torch.tensor([0] + [len(a) for a in arrays], dtype=torch.long)
     frames = (
         torch.from_numpy(np.concatenate(arrays))
@@ -209,7 +213,7 @@ def load_or_build(
     progress: bool = True,
     on_bad_file: OnBadFile = "error",
 ) -> tuple[FeatureTable, CacheInfo]:
-    """Load the cache for these files and settings, building (and saving) it when missing or stale."""
+    """Load the cache for these files and settings; build and save it when missing or stale."""
     start = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     path = cache_dir / f"{name}-{cache_key(paths, config)}.pt"
@@ -221,7 +225,9 @@ def load_or_build(
             ):
                 if table.failures and on_bad_file == "error":
                     bad_path, reason = table.failures[0]
-                    raise AudioError(bad_path, f"{reason} (set on_bad_file: skip to skip such files)")
+                    raise AudioError(
+                        bad_path, f"{reason} (set on_bad_file: skip to skip such files)"
+                    )
                 return table, CacheInfo(path, False, time.perf_counter() - start)
             log.warning("cache %s lists other files than asked for; rebuilding it", path)
         except ValueError as err:

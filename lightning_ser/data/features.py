@@ -164,7 +164,9 @@ class FeatureExtractor:
         stop = min(wave.numel(), int(voiced[-1]) * hop + frame)
         return wave[start:stop]
 
-    def from_waveform(self, wave: torch.Tensor, rate: int, name: str = "<waveform>") -> torch.Tensor:
+    def from_waveform(
+        self, wave: torch.Tensor, rate: int, name: str = "<waveform>"
+    ) -> torch.Tensor:
         """Features [frames, n_features] (float32) of a mono waveform sampled at `rate`."""
         c = self.config
         peak = float(wave.abs().max()) if wave.numel() else 0.0

@@ -40,7 +40,9 @@ def require_dir(root: str | Path, what: str) -> Path:
 
 def audio_files(root: Path) -> list[Path]:
     """All audio files under `root` (recursive, sorted, by extension)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
 
 
 class BadFiles:
@@ -68,7 +70,9 @@ class BadFiles:
         """Log one warning with the number of skipped files and the first few of them."""
         if self.skipped:
             first = "; ".join(f"{p}: {r}" for p, r in self.skipped[:3])
-            log.warning("%s: skipped %d bad file(s), e.g. %s", self.corpus, len(self.skipped), first)
+            log.warning(
+                "%s: skipped %d bad file(s), e.g. %s", self.corpus, len(self.skipped), first
+            )
 
 
 def finish(utterances: Iterable[Utterance], bad: BadFiles, root: Path) -> list[Utterance]:

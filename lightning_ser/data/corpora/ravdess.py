@@ -62,7 +62,9 @@ def load_ravdess(
 ) -> list[Utterance]:
     """Utterances of a RAVDESS folder (any layout below `root`, .wav or .flac)."""
     if vocal_channel not in ("speech", "song", "both"):
-        raise CorpusError(f"RAVDESS: vocal_channel must be speech, song or both, got {vocal_channel!r}")
+        raise CorpusError(
+            f"RAVDESS: vocal_channel must be speech, song or both, got {vocal_channel!r}"
+        )
     root = require_dir(root, "RAVDESS")
     bad = BadFiles(on_bad_file, "RAVDESS")
     rows = []
