@@ -1,0 +1,299 @@
+"""EmotionDataModule: corpus -> feature cache -> split -> batches of windows or whole utterances."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from .batching import (
+    SamplingMode,
+    TrainBatchSampler,
+    UtteranceDataset,
+    WindowDataset,
+    gather_utterances,
+    gather_windows,
+    length_buckets,
+)
+from .cache import CacheInfo, FeatureTable, load_or_build
+from .corpora import Utterance, class_names_for, load_corpus
+from .corpora.base import OnBadFile
+from .features import FeatureConfig
+from .splits import Protocol, Split, make_split
+
+log = logging.getLogger(__name__)
+
+Part = Literal["train", "val", "test"]
+
+
+class EmotionDataModule(pl.LightningDataModule):
+    """Cached MFCC features of an emotional speech corpus, split by a named protocol.
+
+    Training batches are random windows of `window_frames` consecutive frames (the paper: 10);
+    validation and test batches are whole utterances (temporal average pooling takes any length).
+
+    Args:
+        root: corpus folder.
+        corpus: adapter name (ravdess, iemocap, emodb, tess, cremad, folder, manifest).
+        corpus_options: extra adapter options, e.g. {"classes": "four"} for IEMOCAP.
+        features: the feature front end (MFCC + deltas by default: 39 values per frame).
+        cache_dir: where feature caches live (default `$XDG_CACHE_HOME/lightning_ser`).
+        split: evaluation protocol (holdout, kfold, speaker_holdout, speaker_kfold, loso).
+        fold: fold under test for kfold / speaker_kfold / loso.
+        n_folds: folds of kfold / speaker_kfold (the paper: 10).
+        test_size: test fraction of the holdout protocols (the paper: 0.3).
+        val_size: fraction of the training part held out for early stopping.
+        group_by: utterance field that defines a speaker group: "speaker", or a metadata key
+            such as "session" (IEMOCAP leave-one-session-out).
+        seed: seed of the split.
+        window_frames: frames per training window (the paper: 10).
+        windows_per_epoch: windows drawn from each training utterance per epoch.
+        batch_size: training windows per batch (the paper: 900).
+        sampling: "random", or "m_per_class" in the triplet stage (see `stage_sampling`).
+        m_per_class: utterances per class in an m-per-class batch.
+        eval_batch_frames: upper bound on batch size x longest utterance in evaluation batches.
+        features_on_device: keep the frame table on the training device and cut batches there.
+        on_bad_file: "error" stops at the first unusable file; "skip" drops it with a warning.
+        workers: processes for building the cache (default: all cores).
+        progress: show a progress bar while building the cache.
+    """
+
+    def __init__(
+        self,
+        root: str = "../shared/data/ravdess",
+        corpus: str = "ravdess",
+        corpus_options: dict[str, Any] | None = None,
+        features: FeatureConfig | None = None,
+        cache_dir: str | None = None,
+        split: Protocol = "holdout",
+        fold: int = 0,
+        n_folds: int = 10,
+        test_size: float = 0.3,
+        val_size: float = 0.1,
+        group_by: str = "speaker",
+        seed: int = 0,
+        window_frames: int = 10,
+        windows_per_epoch: int = 1,
+        batch_size: int = 128,
+        sampling: SamplingMode = "m_per_class",
+        m_per_class: int = 16,
+        eval_batch_frames: int = 100_000,
+        features_on_device: bool = True,
+        on_bad_file: OnBadFile = "error",
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        if window_frames < 1:
+            raise ValueError(f"data.window_frames must be >= 1, got {window_frames}")
+        if batch_size < 2:
+            raise ValueError(f"data.batch_size must be >= 2, got {batch_size}")
+        if windows_per_epoch < 1:
+            raise ValueError(f"data.windows_per_epoch must be >= 1, got {windows_per_epoch}")
+        self.save_hyperparameters(ignore=["progress", "workers"])
+        self.root = root
+        self.corpus = corpus
+        self.corpus_options = dict(corpus_options or {})
+        self.features = features or FeatureConfig()
+        self.cache_dir = cache_dir
+        self.split_args = {
+            "protocol": split,
+            "fold": fold,
+            "n_folds": n_folds,
+            "test_size": test_size,
+            "val_size": val_size,
+            "seed": seed,
+        }
+        self.group_by = group_by
+        self.window_frames = window_frames
+        self.windows_per_epoch = windows_per_epoch
+        self.batch_size = batch_size
+        self.sampling = sampling
+        self.m_per_class = m_per_class
+        self.eval_batch_frames = eval_batch_frames
+        self.features_on_device = features_on_device
+        self.on_bad_file = on_bad_file
+        self.workers = workers
+        self.progress = progress
+        self.table: FeatureTable | None = None
+        self.cache_info: CacheInfo | None = None
+        self.split: Split | None = None
+        self._train_sampler: TrainBatchSampler | None = None
+        self._device_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ---- the utterance table and classes (cheap: no audio is read) ----
+    @cached_property
+    def utterances(self) -> list[Utterance]:
+        """The corpus's utterance table (before files without usable audio are dropped)."""
+        options = {"on_bad_file": self.on_bad_file} | self.corpus_options
+        return load_corpus(self.corpus, self.root, **options)
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        """Emotion names in class-index order (linked into the model by the CLI)."""
+        return class_names_for(self.corpus, self.utterances)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of emotion classes."""
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        """Values per frame."""
+        return self.features.n_features
+
+    # ---- Lightning hooks ----
+    def prepare_data(self) -> None:
+        """Build the feature cache once (rank 0 only under DDP)."""
+        self.load_features()
+
+    def load_features(self) -> FeatureTable:
+        """Load (or build) the feature cache and align the utterance table with it."""
+        if self.table is None:
+            paths = [u.path for u in self.utterances]
+            name = f"{self.corpus}-{Path(self.root).name}"
+            self.table, self.cache_info = load_or_build(
+                paths,
+                self.features,
+                self.cache_dir,
+                name,
+                self.workers,
+                self.progress,
+                self.on_bad_file,
+            )
+            if len(self.table) != len(paths):
+                kept = set(self.table.paths)
+                self.__dict__["utterances"] = [u for u in self.utterances if u.path in kept]
+        return self.table
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split, compute labels and the training-part normalisation statistics."""
+        if self.split is not None:
+            return
+        table = self.load_features()
+        labels = [u.label for u in self.utterances]
+        self.labels = torch.tensor([self.class_names.index(lab) for lab in labels])
+        self.groups = [self._group(u) for u in self.utterances]
+        self.split = make_split(labels, self.groups, **self.split_args)
+        train_mask = torch.zeros(len(table), dtype=torch.bool)
+        train_mask[self.split.train] = True
+        frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
+        train_frames = table.frames[train_mask[frame_owner]]
+        self.feature_mean = train_frames.mean(dim=0)
+        self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
+        self._save_split()
+
+    def _group(self, u: Utterance) -> str:
+        if self.group_by == "speaker":
+            return u.speaker
+        if self.group_by not in u.meta:
+            raise ValueError(f"data.group_by={self.group_by!r} is not a field of {u.path}")
+        return str(u.meta[self.group_by])
+
+    def _save_split(self) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        self.split.to_json(run_dir / "split.json", self.table.paths, self.groups)
+
+    def train_dataloader(self) -> DataLoader:
+        split = self._require_split()
+        train_labels = self.labels[split.train]
+        self._train_sampler = TrainBatchSampler(
+            split.train,
+            train_labels.tolist(),
+            self.batch_size,
+            self.windows_per_epoch,
+            self.m_per_class,
+            self._train_sampler.mode if self._train_sampler else "random",
+        )
+        dataset = WindowDataset(self.table.lengths, self.labels, self.window_frames)
+        return DataLoader(dataset, sampler=self._train_sampler, batch_size=None)
+
+    def set_sampling(self, mode: SamplingMode) -> None:
+        """Switch how training batches are drawn from the next epoch on (used at stage changes)."""
+        if mode == "m_per_class" and self.sampling != "m_per_class":
+            mode = "random"
+        if self._train_sampler is not None:
+            self._train_sampler.mode = mode
+
+    def _eval_loader(self, part: Part) -> DataLoader:
+        split = self._require_split()
+        batches = length_buckets(getattr(split, part), self.table.lengths, self.eval_batch_frames)
+        return DataLoader(UtteranceDataset(self.labels), sampler=batches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def _require_split(self) -> Split:
+        if self.split is None:
+            self.setup()
+        assert self.split is not None
+        return self.split
+
+    # ---- cutting batches ----
+    def _table_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._device_tables:
+            self._device_tables[device] = (
+                self.table.frames.to(device),
+                self.table.offsets.to(device),
+            )
+        return self._device_tables[device]
+
+    def cut(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Add features `x` [B, T, F] and `lengths` [B] to a batch of utterance indices."""
+        if "x" in batch:
+            return batch
+        frames, offsets = self._table_on(batch["index"].device)
+        if "start" in batch:
+            x, lengths = gather_windows(
+                frames, offsets, batch["index"], batch["start"], self.window_frames
+            )
+        else:
+            x, lengths = gather_utterances(frames, offsets, batch["index"])
+        return batch | {"x": x, "lengths": lengths}
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return batch if self.features_on_device else self.cut(batch)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.cut(batch)
+
+    def iter_part(self, part: Part, device: torch.device | str = "cpu") -> Iterator[dict]:
+        """Whole-utterance batches of a part, already cut, on `device` (for class embeddings)."""
+        for batch in self._eval_loader(part):
+            yield self.cut({k: v.to(device) for k, v in batch.items()})
+
+    def summary(self) -> dict[str, Any]:
+        """What the cache holds: utterances, speakers, counts per emotion, frames, path, seconds."""
+        table = self.load_features()
+        counts = {c: 0 for c in self.class_names}
+        for u in self.utterances:
+            counts[u.label] += 1
+        return {
+            "corpus": self.corpus,
+            "root": str(self.root),
+            "utterances": len(table),
+            "speakers": len({u.speaker for u in self.utterances}),
+            "emotions": counts,
+            "frames": int(table.frames.shape[0]),
+            "features_per_frame": int(table.frames.shape[1]),
+            "skipped_files": len(table.failures),
+            "cache": str(self.cache_info.path),
+            "built": self.cache_info.built,
+            "seconds": round(self.cache_info.seconds, 3),
+        }

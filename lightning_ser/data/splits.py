@@ -1,0 +1,138 @@
+"""Evaluation protocols: which utterances train, validate and test, deterministically for a seed.
+
+`holdout` and `kfold` are the paper's utterance-level splits (the same speakers appear on both
+sides); `speaker_holdout`, `speaker_kfold` and `loso` keep every speaker (or session) on one side.
+The validation part for early stopping is always carved out of the training part, speaker-disjoint
+in the speaker protocols, so the test part never influences training or model selection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from sklearn.model_selection import (
+    GroupShuffleSplit,
+    LeaveOneGroupOut,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+
+Protocol = Literal["holdout", "kfold", "speaker_holdout", "speaker_kfold", "loso"]
+PROTOCOLS: tuple[str, ...] = ("holdout", "kfold", "speaker_holdout", "speaker_kfold", "loso")
+SPEAKER_INDEPENDENT = frozenset({"speaker_holdout", "speaker_kfold", "loso"})
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into the utterance table for each part, and how they were made."""
+
+    protocol: str
+    fold: int
+    n_folds: int
+    seed: int
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+    @property
+    def speaker_independent(self) -> bool:
+        """True when no speaker (or session) is in both the training and the test part."""
+        return self.protocol in SPEAKER_INDEPENDENT
+
+    def to_json(self, path: str | Path, paths: Sequence[str], groups: Sequence[str]) -> None:
+        """Save the split with file paths and speakers, so a run can be audited and repeated."""
+        record = asdict(self) | {"speaker_independent": self.speaker_independent}
+        for part in ("train", "val", "test"):
+            idx = getattr(self, part)
+            record[f"{part}_paths"] = [paths[i] for i in idx]
+            record[f"{part}_speakers"] = sorted({groups[i] for i in idx})
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(record, indent=1))
+
+
+def num_folds(protocol: str, groups: Sequence[str], n_folds: int) -> int:
+    """Folds a protocol has: 1 for holdouts, the number of groups for loso, else `n_folds`."""
+    if protocol in ("holdout", "speaker_holdout"):
+        return 1
+    if protocol == "loso":
+        return len(set(groups))
+    return n_folds
+
+
+def _carve_validation(
+    train: np.ndarray, y: np.ndarray, g: np.ndarray, by_group: bool, val_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training indices into (train, val): stratified, or group-disjoint when by_group."""
+    if by_group:
+        if len(set(g[train])) < 2:
+            raise ValueError("need at least two speakers in the training part to carve validation")
+        splitter = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=seed)
+        tr, va = next(splitter.split(train, y[train], g[train]))
+    else:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_size, random_state=seed)
+        tr, va = next(splitter.split(train, y[train]))
+    return np.sort(train[tr]), np.sort(train[va])
+
+
+def make_split(
+    labels: Sequence[str],
+    groups: Sequence[str],
+    protocol: Protocol = "holdout",
+    fold: int = 0,
+    n_folds: int = 10,
+    test_size: float = 0.3,
+    val_size: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """Train / val / test indices for one fold of a protocol (scikit-learn splitters underneath).
+
+    Args:
+        labels: emotion label per utterance (stratification).
+        groups: speaker (or session) per utterance (speaker-independent protocols).
+        protocol: one of PROTOCOLS.
+        fold: which fold for kfold / speaker_kfold / loso (0-based).
+        n_folds: folds for kfold and speaker_kfold (the paper: 10).
+        test_size: test fraction for holdout and speaker_holdout (the paper: 0.3).
+        val_size: fraction of the training part used for validation (early stopping).
+        seed: makes every split deterministic.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"data.split: unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    if not 0 < test_size < 1:
+        raise ValueError(f"data.test_size must be in (0, 1), got {test_size}")
+    if not 0 < val_size < 1:
+        raise ValueError(f"data.val_size must be in (0, 1), got {val_size}")
+    y, g = np.asarray(labels), np.asarray(groups)
+    index = np.arange(len(y))
+    folds = num_folds(protocol, groups, n_folds)
+    if folds > 1 and not 0 <= fold < folds:
+        raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} for protocol {protocol}")
+    if protocol == "holdout":
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(index, y))
+    elif protocol == "speaker_holdout":
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(index, y, g))
+    elif protocol == "kfold":
+        if n_folds < 2:
+            raise ValueError(f"data.n_folds must be >= 2, got {n_folds}")
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        train, test = list(splitter.split(index, y))[fold]
+    elif protocol == "speaker_kfold":
+        if not 2 <= n_folds <= len(set(groups)):
+            raise ValueError(f"data.n_folds={n_folds} must be in 2..{len(set(groups))} (speakers)")
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        train, test = list(splitter.split(index, y, g))[fold]
+    else:  # loso: folds follow the sorted group names, so fold k always holds out the same one
+        train, test = list(LeaveOneGroupOut().split(index, y, g))[fold]
+    by_group = protocol in SPEAKER_INDEPENDENT
+    train, val = _carve_validation(train, y, g, by_group, val_size, seed)
+    return Split(
+        protocol, fold, folds, seed, train.tolist(), val.tolist(), np.sort(test).tolist()
+    )
