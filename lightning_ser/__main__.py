@@ -1,0 +1,5 @@
+"""`python -m lightning_ser` is the `lightning-ser` command."""
+
+from .cli import main
+
+main()

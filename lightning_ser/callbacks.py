@@ -1,0 +1,137 @@
+"""Callbacks: per-stage early stopping (the paper's schedule) and the paper's analyses as reports."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.loggers import WandbLogger
+
+from .report import log_report_to_wandb, write_report
+
+log = logging.getLogger(__name__)
+
+
+class StageEarlyStopping(EarlyStopping):
+    """Early stopping applied to each training stage in turn.
+
+    When the monitored metric has not improved by `min_delta` for `patience` validation checks
+    (the paper: 0.0005 within 15 epochs), the softmax stage ends and triplet training starts with a
+    fresh patience; when that happens in the triplet stage, training stops. Lightning's
+    EarlyStopping does the plateau bookkeeping (and saves it in checkpoints for resuming).
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val/least_angle/wa",
+        min_delta: float = 0.0005,
+        patience: int = 15,
+        mode: str = "max",
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            monitor=monitor,
+            min_delta=min_delta,
+            patience=patience,
+            mode=mode,
+            verbose=verbose,
+            check_on_train_epoch_end=False,
+        )
+
+    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
+        logs = trainer.callback_metrics
+        if trainer.fast_dev_run or not self._validate_condition_metric(logs):
+            return
+        should_stop, reason = self._evaluate_stopping_criteria(logs[self.monitor].squeeze())
+        if not should_stop:
+            return
+        module = trainer.lightning_module
+        log.info("stage %s ends at epoch %d: %s", module.stage, trainer.current_epoch, reason)
+        module.end_stage()
+        self.wait_count = 0
+        self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A stage switched by the module's epoch cap starts with a fresh patience, too.
+        if getattr(pl_module, "epochs_in_stage", 1) == 0 and trainer.current_epoch > 0:
+            self.wait_count = 0
+            self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+
+
+class EmbeddingReport(pl.Callback):
+    """Writes the paper's analyses (angle matrix, deviations, t-SNE, confusion) for a split.
+
+    At the end of `test` it reports on the test part into `<run dir>/report/`; with
+    `every_n_val_epochs` > 0 it also reports on the validation part every so many validation
+    epochs into `<run dir>/report_val/epoch_<n>/`. With a W&B logger the figures and tables go to
+    W&B as well.
+    """
+
+    def __init__(
+        self, every_n_val_epochs: int = 0, tsne_perplexity: float = 30.0, dirname: str = "report"
+    ) -> None:
+        super().__init__()
+        self.every_n_val_epochs = every_n_val_epochs
+        self.tsne_perplexity = tsne_perplexity
+        self.dirname = dirname
+        self.written: dict[str, Path] = {}
+        self._val_count = 0
+
+    def _run_dir(self, trainer: pl.Trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir)
+
+    def _write(
+        self,
+        trainer: pl.Trainer,
+        module: pl.LightningModule,
+        out_dir: Path,
+        outputs: dict[str, torch.Tensor],
+        metrics: dict[str, Any],
+        split_name: str,
+    ) -> None:
+        datamodule = trainer.datamodule
+        scalars = {k: float(v) for k, v in metrics.items() if torch.as_tensor(v).numel() == 1}
+        ckpt = getattr(trainer, "ckpt_path", None)
+        self.written = write_report(
+            out_dir,
+            embeddings=outputs["embeddings"].cpu(),
+            labels=outputs["labels"].cpu(),
+            class_emb=module.class_embeddings.cpu(),
+            class_names=module.class_names,
+            metrics=scalars,
+            protocol=datamodule.split.protocol if datamodule is not None else "unknown",
+            dataset=f"{datamodule.corpus} ({datamodule.root})" if datamodule else "unknown",
+            checkpoint=str(ckpt) if ckpt else None,
+            split_name=split_name,
+            softmax_preds=outputs["softmax"].cpu(),
+            tsne_perplexity=self.tsne_perplexity,
+            seed=datamodule.split.seed if datamodule is not None else 0,
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                log_report_to_wandb(logger.experiment, self.written, prefix=split_name)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or not pl_module.test_outputs:
+            return
+        out_dir = self._run_dir(trainer) / self.dirname
+        self._write(
+            trainer, pl_module, out_dir, pl_module.test_outputs, pl_module.test_results, "test"
+        )
+        log.info("report written to %s", out_dir / "report.md")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.every_n_val_epochs <= 0:
+            return
+        self._val_count += 1
+        if self._val_count % self.every_n_val_epochs or not trainer.is_global_zero:
+            return
+        pl_module.eval()
+        outputs = pl_module.embed_batches(trainer.datamodule.iter_part("val", pl_module.device))
+        out_dir = self._run_dir(trainer) / f"{self.dirname}_val" / f"epoch_{trainer.current_epoch}"
+        metrics = getattr(pl_module, "validation_results", {})
+        self._write(trainer, pl_module, out_dir, outputs, metrics, "val")

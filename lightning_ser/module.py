@@ -1,0 +1,296 @@
+"""EmotionEmbeddingModule: the embedding network, the two training stages and the metrics.
+
+Stage 1 ("softmax") trains with cross-entropy only (the paper's softmax pre-training); stage 2
+("triplet") adds the mined triplet loss on cosine similarity. Which stage runs, and when each
+ends, is decided by `callbacks.StageEarlyStopping` (validation plateau) and the per-stage epoch
+caps here; the learning rate decays linearly within each stage (the paper: 0.05 -> 0.005).
+Classification is by the least angle to each emotion's class embedding (the paper's Phase III).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from .embeddings import class_embeddings, least_angle_predict
+from .losses import MinerName, TripletObjective
+from .models import EmbeddingNet
+
+OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
+Stage = Literal["softmax", "triplet"]
+STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
+
+
+def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
+    """SGD with momentum at the paper's starting learning rate, 0.05."""
+    return torch.optim.SGD(params, lr=0.05, momentum=0.9)
+
+
+def classifier_metrics(num_classes: int) -> MetricCollection:
+    """WA (correct / total), UA (macro recall), macro-F1 and the confusion matrix."""
+    return MetricCollection(
+        {
+            "wa": MulticlassAccuracy(num_classes, average="micro"),
+            "ua": MulticlassRecall(num_classes, average="macro"),
+            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+            "confusion": MulticlassConfusionMatrix(num_classes),
+        }
+    )
+
+
+class EmotionEmbeddingModule(pl.LightningModule):
+    """Emotion embeddings trained by softmax pre-training then triplet loss (Kumar et al.).
+
+    Args:
+        num_classes: number of emotions (linked from the data module).
+        class_names: emotion names in class order (linked from the data module).
+        n_features: values per input frame (linked from the data module).
+        feature_config: the feature front end's settings, kept for inference (linked).
+        backbone: fc, cnn, rnn, lstm, gru or resnet (the paper's; Table I's ablation family).
+        layers: x of Table I: weight layers including the embedding and softmax layers.
+        channels: width of the backbone.
+        kernel_size: convolution kernel (frames).
+        blocks: residual blocks of the ResNet (the paper: 2 for 11 layers).
+        embedding_dim: dimension of the emotion embedding.
+        dropout: dropout in the backbone.
+        negative_slope: slope of LeakyReLU.
+        optimizer: optimiser factory; its learning rate is the start of each stage's decay.
+        lr_end_factor: the learning rate at the end of a stage, relative to the start (0.1:
+            0.05 -> 0.005 as in the paper).
+        softmax_epochs: epoch cap of stage 1 (the paper: 1000).
+        triplet_epochs: epoch cap of stage 2 (the paper: 1000); 0 trains softmax only.
+        ce_weight: weight of cross-entropy in stage 2 (stage 1 uses cross-entropy alone).
+        triplet_weight: weight of the triplet loss in stage 2.
+        margin: triplet margin on cosine similarity.
+        miner: semihard (default), hard, all, batch_hard or multi_similarity.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 8,
+        class_names: list[str] | None = None,
+        n_features: int = 39,
+        feature_config: dict[str, Any] | None = None,
+        backbone: str = "resnet",
+        layers: int = 11,
+        channels: int = 128,
+        kernel_size: int = 3,
+        blocks: int = 2,
+        embedding_dim: int = 128,
+        dropout: float = 0.0,
+        negative_slope: float = 0.01,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_end_factor: float = 0.1,
+        softmax_epochs: int = 1000,
+        triplet_epochs: int = 1000,
+        ce_weight: float = 1.0,
+        triplet_weight: float = 1.0,
+        margin: float = 0.2,
+        miner: MinerName = "semihard",
+    ) -> None:
+        super().__init__()
+        if softmax_epochs < 1 or triplet_epochs < 0:
+            raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
+        class_names = list(class_names or [str(i) for i in range(num_classes)])
+        if len(class_names) != num_classes:
+            raise ValueError(f"model.class_names has {len(class_names)} names for {num_classes}")
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.hparams["class_names"] = class_names
+        self.class_names = class_names
+        self.net = EmbeddingNet(
+            backbone=backbone,
+            layers=layers,
+            in_features=n_features,
+            channels=channels,
+            kernel_size=kernel_size,
+            blocks=blocks,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            embedding_dim=embedding_dim,
+        )
+        self.head = torch.nn.Linear(embedding_dim, num_classes)
+        self.triplet = TripletObjective(margin, miner)
+        self.optimizer_factory = optimizer
+        # Travel in the checkpoint, so inference needs nothing else.
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.register_buffer("class_embeddings", torch.zeros(num_classes, embedding_dim))
+        self.stage: Stage = "softmax"
+        self.stage_start_epoch = 0
+        self.val_metrics = torch.nn.ModuleDict(
+            {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
+        )
+        self.test_metrics = torch.nn.ModuleDict(
+            {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
+        )
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_parts: list[dict[str, torch.Tensor]] = []
+
+    # ---- model ----
+    def normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Standardise frames with the training statistics; padded frames stay exactly zero."""
+        x = (x - self.feature_mean) / self.feature_std
+        if lengths is None:
+            return x
+        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        return x * valid[..., None]
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw features [B, T, F] -> (L2-normalised embedding [B, D], softmax logits [B, C])."""
+        raw = self.net(self.normalise(x, lengths), lengths)
+        return F.normalize(raw.float(), dim=-1), self.head(raw)
+
+    # ---- stages ----
+    @property
+    def epochs_in_stage(self) -> int:
+        """Completed epochs of the current stage, counting the running one."""
+        return self.current_epoch - self.stage_start_epoch
+
+    def stage_cap(self) -> int:
+        """Epoch cap of the current stage."""
+        return self.hparams.softmax_epochs if self.stage == "softmax" else self.hparams.triplet_epochs
+
+    def end_stage(self) -> None:
+        """Move from softmax pre-training to triplet training, or stop after the last stage."""
+        if self.stage == "softmax" and self.hparams.triplet_epochs > 0:
+            self.stage = "triplet"
+            self.stage_start_epoch = self.current_epoch + 1
+        else:
+            self.trainer.should_stop = True
+
+    def learning_rate(self, base: float) -> float:
+        """Linear decay from `base` to `base * lr_end_factor` over the current stage's cap."""
+        span = max(self.stage_cap() - 1, 1)
+        progress = min(self.epochs_in_stage / span, 1.0)
+        return base * (1 + (self.hparams.lr_end_factor - 1) * progress)
+
+    def on_train_epoch_start(self) -> None:
+        for group in self.optimizers().param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = self.learning_rate(group["initial_lr"])
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_sampling"):
+            datamodule.set_sampling("m_per_class" if self.stage == "triplet" else "random")
+        self.log("stage", float(STAGES.index(self.stage)), on_epoch=True, on_step=False)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_epoch=True, on_step=False)
+
+    def on_train_epoch_end(self) -> None:
+        if self.epochs_in_stage + 1 >= self.stage_cap():
+            self.end_stage()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("stage", {"name": "softmax", "start_epoch": 0})
+        self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
+
+    # ---- training ----
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        emb, logits = self(batch["x"], batch["lengths"])
+        labels = batch["label"]
+        ce = F.cross_entropy(logits.float(), labels)
+        batch_size = len(labels)
+        if self.stage == "triplet":
+            triplet = self.triplet(emb, labels)
+            loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * triplet
+        else:  # the paper computes both losses in pre-training but trains on softmax only
+            with torch.no_grad():
+                triplet = self.triplet(emb, labels)
+            loss = ce
+        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log("train/triplet", triplet, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and hasattr(datamodule, "feature_mean"):
+            self.feature_mean.copy_(datamodule.feature_mean)
+            self.feature_std.copy_(datamodule.feature_std)
+
+    # ---- class embeddings and evaluation ----
+    @torch.no_grad()
+    def embed_batches(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Embeddings, labels and softmax predictions of whole-utterance batches."""
+        outs: dict[str, list[torch.Tensor]] = {"embeddings": [], "labels": [], "softmax": []}
+        for batch in batches:
+            emb, logits = self(batch["x"], batch["lengths"])
+            outs["embeddings"].append(emb)
+            outs["labels"].append(batch["label"])
+            outs["softmax"].append(logits.argmax(dim=-1))
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+    def refresh_class_embeddings(self) -> None:
+        """Class embeddings from the whole training utterances (the paper's emotion embeddings)."""
+        datamodule = self.trainer.datamodule
+        was_training = self.training
+        self.eval()
+        train = self.embed_batches(datamodule.iter_part("train", self.device))
+        self.train(was_training)
+        self.class_embeddings.copy_(
+            class_embeddings(train["embeddings"], train["labels"], self.hparams.num_classes)
+        )
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking or self.class_embeddings.abs().sum() == 0:
+            self.refresh_class_embeddings()
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], metrics: torch.nn.ModuleDict) -> dict:
+        emb, logits = self(batch["x"], batch["lengths"])
+        angle_pred, _ = least_angle_predict(emb, self.class_embeddings)
+        metrics["least_angle"].update(angle_pred, batch["label"])
+        metrics["softmax"].update(logits.argmax(dim=-1), batch["label"])
+        return {"embeddings": emb, "labels": batch["label"], "softmax": logits.argmax(dim=-1)}
+
+    def _log_metrics(self, prefix: str, metrics: torch.nn.ModuleDict) -> dict[str, torch.Tensor]:
+        values = {}
+        for name, collection in metrics.items():
+            for key, value in collection.compute().items():
+                if key != "confusion":
+                    values[f"{prefix}/{name}/{key}"] = value
+                    self.log(f"{prefix}/{name}/{key}", value, prog_bar=key == "wa")
+                else:
+                    values[f"{prefix}/{name}/{key}"] = value
+            collection.reset()
+        return values
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validation_results = self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_start(self) -> None:
+        if self.class_embeddings.abs().sum() == 0:
+            self.refresh_class_embeddings()
+        self._test_parts = []
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._test_parts.append(self._eval_step(batch, self.test_metrics))
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_metrics("test", self.test_metrics)
+        parts = self._test_parts
+        self.test_outputs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        emb, logits = self(batch["x"], batch["lengths"])
+        pred, angles = least_angle_predict(emb, self.class_embeddings)
+        return {"index": batch["index"], "prediction": pred, "angles": angles, "embeddings": emb}

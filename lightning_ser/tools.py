@@ -1,0 +1,77 @@
+"""The project's own subcommands (everything that is not LightningCLI's fit/validate/test/predict)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def is_lightning_predict(argv: list[str]) -> bool:
+    """`predict -c CONFIG ...` is LightningCLI's; `predict --ckpt PATH INPUT...` is Phase III."""
+    return not any(a == "--ckpt" or a.startswith("--ckpt=") for a in argv)
+
+
+def cache_command(argv: list[str]) -> dict[str, Any]:
+    """`cache -c CONFIG [--data.root DIR] [--json]`: build or load the feature cache, summarise it."""
+    from .cli import lightning_main
+
+    as_json = "--json" in argv
+    rest = [a for a in argv if a != "--json"]
+    cli = lightning_main(["fit", *rest, "--trainer.logger", "false"], run=False)
+    summary = cli.datamodule.summary()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        width = max(len(k) for k in summary)
+        for key, value in summary.items():
+            if key == "emotions":
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            print(f"{key:<{width}}  {value}")
+    return summary
+
+
+def download_command(argv: list[str]) -> Any:
+    """`download ravdess TARGET`: fetch, verify and unpack a corpus archive."""
+    from .data.download import DownloadError, download_corpus
+
+    parser = argparse.ArgumentParser(prog="lightning-ser download")
+    parser.add_argument("corpus", help="corpus name (ravdess)")
+    parser.add_argument("target", help="folder to unpack into")
+    parser.add_argument("--cache-dir", default=None, help="where the archive is kept")
+    parser.add_argument("--url", default=None, help="mirror URL of the archive")
+    parser.add_argument("--md5", default=None, help="expected md5 of the archive")
+    parser.add_argument("--no-progress", action="store_true")
+    ns = parser.parse_args(argv)
+    try:
+        target = download_corpus(
+            ns.corpus, ns.target, ns.cache_dir, ns.url, ns.md5, progress=not ns.no_progress
+        )
+    except DownloadError as err:
+        raise SystemExit(f"download failed: {err}") from err
+    print(target)
+    return target
+
+
+def _lazy(module: str, name: str) -> Callable[[list[str]], Any]:
+    def run(argv: list[str]) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module, __package__), name)(argv)
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[list[str]], Any]] = {
+    "cache": cache_command,
+    "download": download_command,
+}
+
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](sys.argv[2:])
