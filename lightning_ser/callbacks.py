@@ -1,4 +1,4 @@
-"""Callbacks: per-stage early stopping (the paper's schedule) and the paper's analyses as reports."""
+"""Callbacks: per-stage early stopping (the paper's schedule) and the paper's analyses."""
 
 from __future__ import annotations
 

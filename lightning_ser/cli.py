@@ -40,7 +40,11 @@ class SERCLI(LightningCLI):
         trainer = config.trainer
         if trainer.get("precision") is None:
             # Mixed precision on a GPU, plain float32 (and no warnings) on a CPU.
-            gpu = torch.cuda.is_available() and trainer.get("accelerator") in ("auto", "gpu", "cuda")
+            gpu = torch.cuda.is_available() and trainer.get("accelerator") in (
+                "auto",
+                "gpu",
+                "cuda",
+            )
             trainer.precision = "16-mixed" if gpu else "32-true"
 
     def _resolve_ckpt(self) -> None:
@@ -90,7 +94,9 @@ def main(args: list[str] | None = None) -> Any:
     command = argv[0] if argv else None
     from . import tools
 
-    if command in tools.COMMANDS and not (command == "predict" and tools.is_lightning_predict(argv)):
+    if command in tools.COMMANDS and not (
+        command == "predict" and tools.is_lightning_predict(argv)
+    ):
         return tools.COMMANDS[command](argv[1:])
     return lightning_main(argv)
 

@@ -1,4 +1,4 @@
-"""The metric-learning part of stage 2: triplet loss on cosine similarity with a configurable miner."""
+"""Stage 2's metric learning: triplet loss on cosine similarity with a configurable miner."""
 
 from __future__ import annotations
 

@@ -161,7 +161,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def stage_cap(self) -> int:
         """Epoch cap of the current stage."""
-        return self.hparams.softmax_epochs if self.stage == "softmax" else self.hparams.triplet_epochs
+        return (
+            self.hparams.softmax_epochs if self.stage == "softmax" else self.hparams.triplet_epochs
+        )
 
     def end_stage(self) -> None:
         """Move from softmax pre-training to triplet training, or stop after the last stage."""

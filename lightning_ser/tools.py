@@ -1,4 +1,4 @@
-"""The project's own subcommands (everything that is not LightningCLI's fit/validate/test/predict)."""
+"""The project's own subcommands (all but LightningCLI's fit/validate/test/predict)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def is_lightning_predict(argv: list[str]) -> bool:
 
 
 def cache_command(argv: list[str]) -> dict[str, Any]:
-    """`cache -c CONFIG [--data.root DIR] [--json]`: build or load the feature cache, summarise it."""
+    """`cache -c CONFIG [--data.root DIR] [--json]`: build or load the cache, summarise it."""
     from .cli import lightning_main
 
     as_json = "--json" in argv

@@ -19,7 +19,11 @@ SamplingMode = Literal["random", "m_per_class"]
 
 
 def gather_windows(
-    frames: torch.Tensor, offsets: torch.Tensor, index: torch.Tensor, start: torch.Tensor, window: int
+    frames: torch.Tensor,
+    offsets: torch.Tensor,
+    index: torch.Tensor,
+    start: torch.Tensor,
+    window: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows of `window` consecutive frames, zero-padded past an utterance's end.
 

@@ -133,6 +133,4 @@ def make_split(
         train, test = list(LeaveOneGroupOut().split(index, y, g))[fold]
     by_group = protocol in SPEAKER_INDEPENDENT
     train, val = _carve_validation(train, y, g, by_group, val_size, seed)
-    return Split(
-        protocol, fold, folds, seed, train.tolist(), val.tolist(), np.sort(test).tolist()
-    )
+    return Split(protocol, fold, folds, seed, train.tolist(), val.tolist(), np.sort(test).tolist())
