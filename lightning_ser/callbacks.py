@@ -115,7 +115,9 @@ class EmbeddingReport(pl.Callback):
             if isinstance(logger, WandbLogger):
                 log_report_to_wandb(logger.experiment, self.written, prefix=split_name)
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    # on_*_end, not on_*_epoch_end: callbacks' epoch-end hooks run before the module's, which
+    # computes the outputs and metrics reported here.
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or not pl_module.test_outputs:
             return
         out_dir = self._run_dir(trainer) / self.dirname
@@ -124,7 +126,7 @@ class EmbeddingReport(pl.Callback):
         )
         log.info("report written to %s", out_dir / "report.md")
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.every_n_val_epochs <= 0:
             return
         self._val_count += 1

@@ -8,6 +8,7 @@ tools of this project (`cache`, `download`, `predict --ckpt ...` for Phase III i
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,15 @@ class SERCLI(LightningCLI):
                 "cuda",
             )
             trainer.precision = "16-mixed" if gpu else "32-true"
+        if self.subcommand != "fit":
+            loggers = trainer.get("logger")
+            for logger in loggers if isinstance(loggers, list) else [loggers]:
+                if getattr(logger, "class_path", "").endswith("RunLogger"):
+                    logger.init_args.metrics_file = f"{self.subcommand}_metrics.csv"
 
     def _resolve_ckpt(self) -> None:
-        config = self.config[self.subcommand]
+        """`--ckpt_path best` in a new process: the run directory's `checkpoints/best.ckpt`."""
+        config = self.config_init[self.subcommand]
         if config.get("ckpt_path") != "best":
             return
         callback = self.trainer.checkpoint_callback
@@ -75,6 +82,9 @@ class SERCLI(LightningCLI):
 
 def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
     """Run LightningCLI (fit / validate / test / predict) with this project's classes."""
+    # main() always passes the arguments explicitly (so tests and subcommands share one path);
+    # LightningCLI warns whenever sys.argv is not empty at the same time, which is expected here.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     return SERCLI(
         EmotionEmbeddingModule,
         EmotionDataModule,

@@ -23,7 +23,7 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
 
     as_json = "--json" in argv
     rest = [a for a in argv if a != "--json"]
-    cli = lightning_main(["fit", *rest, "--trainer.logger", "false"], run=False)
+    cli = lightning_main([*rest, "--trainer.logger", "false"], run=False)
     summary = cli.datamodule.summary()
     if as_json:
         print(json.dumps(summary))

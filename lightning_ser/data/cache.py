@@ -89,11 +89,12 @@ def _init_worker(config: FeatureConfig) -> None:
     _worker_extractor = FeatureExtractor(config)
 
 
-def _extract(path: str) -> np.ndarray | str:
+def _extract(path: str, extractor: FeatureExtractor | None = None) -> np.ndarray | str:
     """Worker job: features of one file, or the reason it failed."""
-    assert _worker_extractor is not None
+    extractor = extractor or _worker_extractor
+    assert extractor is not None
     try:
-        return _worker_extractor.from_file(path).numpy()
+        return extractor.from_file(path).numpy()
     except AudioError as err:
         return err.reason
 
@@ -110,10 +111,10 @@ def extract_all(
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
     bar = tqdm(total=len(paths), desc="features", unit="file", disable=not progress)
     results: list[np.ndarray | str] = []
-    if workers == 1:
-        _init_worker(config)
+    if workers == 1:  # in this process: leave its torch thread count alone
+        extractor = FeatureExtractor(config)
         for p in paths:
-            results.append(_extract(p))
+            results.append(_extract(p, extractor))
             bar.update()
     else:
         # fork: workers inherit the imported torch instead of paying seconds to import it again.

@@ -70,8 +70,17 @@ class FeatureConfig:
             problems.append(f"sample_rate={self.sample_rate} (needs >= 1000)")
         if self.kind not in ("mfcc", "logmel"):
             problems.append(f"kind={self.kind!r} (mfcc or logmel)")
-        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+        if self.n_mels < 1:
+            problems.append(f"n_mels={self.n_mels} (needs >= 1)")
+        elif self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
             problems.append(f"n_mfcc={self.n_mfcc} (needs 1..n_mels={self.n_mels})")
+        nyquist = self.sample_rate / 2
+        if not 0 <= self.f_min < (nyquist if self.f_max is None else self.f_max) <= nyquist:
+            problems.append(
+                f"f_min={self.f_min}, f_max={self.f_max} (need 0 <= f_min < f_max <= {nyquist})"
+            )
+        if self.trim_top_db <= 0:
+            problems.append(f"trim_top_db={self.trim_top_db} (must be > 0)")
         if self.deltas not in (0, 1, 2):
             problems.append(f"deltas={self.deltas} (0, 1 or 2)")
         if self.delta_window < 3 or self.delta_window % 2 == 0:
@@ -175,6 +184,8 @@ class FeatureExtractor:
         wave = self.resample(wave, rate)
         if c.trim:
             wave = self.trim(wave)
+        if wave.numel() <= c.n_fft // 2:  # the STFT's reflect padding needs more: pad with zeros
+            wave = torch.nn.functional.pad(wave, (0, c.n_fft // 2 + 1 - wave.numel()))
         with torch.no_grad():
             base = self._transform(wave)  # [coefficients, frames]
             parts = [base]

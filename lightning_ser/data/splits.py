@@ -115,7 +115,10 @@ def make_split(
         raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} for protocol {protocol}")
     if protocol == "holdout":
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        train, test = next(splitter.split(index, y))
+        try:
+            train, test = next(splitter.split(index, y))
+        except ValueError as err:
+            raise ValueError(f"data.test_size={test_size}: {err}") from err
     elif protocol == "speaker_holdout":
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         train, test = next(splitter.split(index, y, g))
@@ -132,5 +135,11 @@ def make_split(
     else:  # loso: folds follow the sorted group names, so fold k always holds out the same one
         train, test = list(LeaveOneGroupOut().split(index, y, g))[fold]
     by_group = protocol in SPEAKER_INDEPENDENT
-    train, val = _carve_validation(train, y, g, by_group, val_size, seed)
+    try:
+        train, val = _carve_validation(train, y, g, by_group, val_size, seed)
+    except ValueError as err:
+        raise ValueError(
+            f"data.val_size={val_size}: cannot carve a validation part out of {len(train)} "
+            f"training utterances ({err}); use a larger data.val_size or more data"
+        ) from err
     return Split(protocol, fold, folds, seed, train.tolist(), val.tolist(), np.sort(test).tolist())

@@ -1,0 +1,128 @@
+"""The command line, run in-process exactly as `lightning ...` runs it, on a synthetic corpus."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_ser.cli import main
+
+CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+
+
+@pytest.fixture
+def run(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Call the CLI in a fresh working folder with the tiny config and corpus."""
+    monkeypatch.chdir(tmp_path)
+
+    def call(subcommand: str, *extra: str):
+        args = [subcommand, "-c", str(CONF), "--data.root", str(tiny_ravdess)]
+        return main([*args, "--data.cache_dir", str(cache_dir), *extra])
+
+    return call
+
+
+def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "fit" in capsys.readouterr().out
+
+
+def test_print_config_is_complete(run, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run("fit", "--print_config")
+    printed = capsys.readouterr().out
+    for key in ("EmotionEmbeddingModule", "EmotionDataModule", "window_frames", "miner", "margin"):
+        assert key in printed
+
+
+def test_fast_dev_run(run) -> None:
+    cli = run("fit", "--trainer.fast_dev_run", "true")
+    assert cli.trainer.state.finished
+
+
+def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> None:
+    cli = run("fit")
+    run_dir = tmp_path / "runs" / "tiny" / "test"
+    module = cli.model
+    assert module.stage == "triplet"
+    assert cli.trainer.current_epoch == 4  # 2 softmax + 2 triplet epochs (the caps)
+    assert module.class_names == cli.datamodule.class_names  # linked, never typed twice
+    for name in ("config.yaml", "split.json", "metrics.csv", "checkpoints/best.ckpt"):
+        assert (run_dir / name).exists(), name
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    split = json.loads((run_dir / "split.json").read_text())
+    assert split["protocol"] == "holdout" and not split["speaker_independent"]
+    stages = [float(r["stage"]) for r in metrics_rows(run_dir) if r.get("stage")]
+    assert stages == [0.0, 0.0, 1.0, 1.0]
+    triplet_losses = [float(r["train/triplet"]) for r in metrics_rows(run_dir) if r["stage"]]
+    assert all(v >= 0 for v in triplet_losses)
+
+    tested = run("test", "--ckpt_path", "best")
+    results = tested.trainer.callback_metrics
+    for key in ("test/least_angle/wa", "test/least_angle/ua", "test/softmax/macro_f1"):
+        assert 0.0 <= float(results[key]) <= 1.0
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "holdout" in report
+    assert (run_dir / "report" / "angle_matrix.png").exists()
+
+
+def test_rerun_into_same_run_dir_does_not_fail(run) -> None:
+    run("fit", "--model.softmax_epochs", "1", "--model.triplet_epochs", "0")
+    cli = run("fit", "--model.softmax_epochs", "1", "--model.triplet_epochs", "0")
+    assert cli.trainer.state.finished
+
+
+def test_stage_ends_by_early_stopping_before_its_cap(run, tmp_path: Path) -> None:
+    # min_delta 2.0: nothing counts as an improvement, so each stage ends after patience + 1 checks.
+    override = tmp_path / "impatient.yaml"
+    override.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - class_path: lightning_ser.callbacks.StageEarlyStopping\n"
+        "      init_args: {patience: 1, min_delta: 2.0}\n"
+    )
+    cli = run(
+        "fit", "-c", str(override), "--model.softmax_epochs", "50", "--model.triplet_epochs", "50"
+    )
+    assert cli.model.stage == "triplet"
+    assert cli.model.stage_start_epoch == 2
+    assert cli.trainer.current_epoch == 4
+
+
+def test_resume_from_last_checkpoint_continues_stage_and_schedule(run, tmp_path: Path) -> None:
+    run("fit", "--trainer.max_epochs", "3")
+    last = tmp_path / "runs" / "tiny" / "test" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    assert state["stage"] == {"name": "triplet", "start_epoch": 2}
+    cli = run("fit", "--ckpt_path", str(last))
+    assert cli.model.stage == "triplet"
+    assert cli.model.stage_start_epoch == 2
+    assert cli.trainer.current_epoch == 4
+    lrs = [float(r["lr"]) for r in metrics_rows(last.parents[1]) if r.get("lr")]
+    assert lrs[-1] == pytest.approx(0.005)  # the end of the triplet stage's linear decay
+
+
+def test_unknown_setting_is_a_clear_error(run, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run("fit", "--model.miner", "nonsense")
+    assert exit_info.value.code != 0
+    assert "miner" in capsys.readouterr().err
+
+
+def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[str]) -> None:
+    run("cache", "--json")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["utterances"] == 96
+    assert summary["speakers"] == 6
+    assert summary["emotions"]["neutral"] == 12
+    assert summary["features_per_frame"] == 39
