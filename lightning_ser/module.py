@@ -30,6 +30,8 @@ from .models import EmbeddingNet
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 Stage = Literal["softmax", "triplet"]
 STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
+#: Bumped whenever what a checkpoint holds for inference changes (see inference.load_checkpoint).
+CHECKPOINT_FORMAT = 1
 
 
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
@@ -195,6 +197,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
+        checkpoint["lightning_ser_format"] = CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("stage", {"name": "softmax", "start_epoch": 0})
