@@ -70,6 +70,12 @@ def _lazy(module: str, name: str) -> Callable[[list[str]], Any]:
 COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "cache": cache_command,
     "download": download_command,
+    "predict": _lazy(".inference_cli", "predict_command"),
+    "embed": _lazy(".inference_cli", "embed_command"),
+    "export": _lazy(".inference_cli", "export_command"),
+    "cv": _lazy(".experiments", "cv_command"),
+    "sweep": _lazy(".experiments", "sweep_command"),
+    "experiment": _lazy(".experiments", "experiment_command"),
 }
 
 

@@ -221,6 +221,19 @@ def test_summary_counts_the_corpus(tiny_ravdess, module_cache):
     assert summary["built"] is False and summary["seconds"] >= 0
 
 
+def test_the_tiny_corpus_is_learnable_across_speakers(tiny_ravdess, module_cache):
+    # nearest class mean of normalised utterance-mean features, on actors never seen
+    dm = make_dm(tiny_ravdess, module_cache, split="speaker_holdout", val_size=0.25)
+    dm.setup()
+    means = torch.stack([dm.table.utterance(i).mean(0) for i in range(len(dm.table))])
+    means = (means - dm.feature_mean) / dm.feature_std
+    train = torch.tensor(dm.split.train)
+    centroids = torch.stack([means[train[dm.labels[train] == c]].mean(0) for c in range(8)])
+    test = torch.tensor(dm.split.test)
+    predicted = torch.cdist(means[test], centroids).argmin(1)
+    assert (predicted == dm.labels[test]).float().mean() >= 0.9
+
+
 @pytest.fixture
 def ravdess_with_a_broken_file(tiny_ravdess: Path, tmp_path: Path) -> tuple[Path, str]:
     """A copy of the tiny corpus in which one file holds text instead of audio."""

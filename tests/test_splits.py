@@ -157,6 +157,12 @@ def test_a_single_training_speaker_cannot_give_a_speaker_disjoint_validation():
         make_split(labels, two, "loso", fold=0)
 
 
+def test_too_small_a_validation_part_names_val_size():
+    # 96 rows: 67 train, 10% of them is 7 utterances, fewer than the 8 classes to stratify
+    with pytest.raises(ValueError, match=r"data\.val_size"):
+        make_split(LABELS[::6], GROUPS[::6], "holdout", val_size=0.1)
+
+
 def test_to_json_records_paths_speakers_and_independence(tmp_path):
     paths = [f"/corpus/{g}/{i:03d}.wav" for i, g in enumerate(GROUPS)]
     s = split("speaker_holdout", seed=7)

@@ -1,0 +1,296 @@
+"""Many trainings: one experiment (fit + test into a named run directory), cross-validation, and a
+local runner for W&B sweep files.
+
+An experiment's result is `<run dir>/result.json`, written atomically once fit and test are done;
+its presence is what lets an interrupted `cv` or `sweep` skip finished work when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESULT_FILE = "result.json"
+HEADLINE = ("least_angle/wa", "least_angle/ua", "least_angle/macro_f1", "softmax/wa", "softmax/ua")
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def logger_override(run_dir: Path, wandb: bool, group: str) -> Path:
+    """A config file that points the run's loggers at `run_dir` (replacing the config's list)."""
+    loggers: list[dict[str, Any]] = [
+        {
+            "class_path": "lightning_ser.loggers.RunLogger",
+            "init_args": {
+                "save_dir": str(run_dir.parent.parent),
+                "name": run_dir.parent.name,
+                "version": run_dir.name,
+            },
+        }
+    ]
+    if wandb:
+        loggers.append(
+            {
+                "class_path": "pytorch_lightning.loggers.WandbLogger",
+                "init_args": {
+                    "project": "lightning-ser",
+                    "save_dir": str(run_dir),
+                    "offline": True,
+                    "group": group,
+                    "name": f"{run_dir.parent.name}/{run_dir.name}",
+                },
+            }
+        )
+    path = run_dir / "loggers.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"trainer": {"logger": loggers}}))
+    return path
+
+
+def run_experiment(
+    args: list[str], run_dir: Path, wandb: bool = False, group: str = "experiments"
+) -> dict[str, Any]:
+    """Fit then test (best checkpoint) one configuration into `run_dir`; return its result.
+
+    `args` are LightningCLI arguments without the subcommand (`-c conf.yaml --model.layers 7`).
+    """
+    from .cli import lightning_main
+
+    result_path = run_dir / RESULT_FILE
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    start = time.perf_counter()
+    loggers = ["-c", str(logger_override(run_dir, wandb, group))]
+    fit = lightning_main(["fit", *args, *loggers])
+    epochs = fit.trainer.current_epoch
+    stage_start = fit.model.stage_start_epoch
+    tested = lightning_main(["test", *args, *loggers, "--ckpt_path", "best"])
+    metrics = {
+        k.removeprefix("test/"): float(v)
+        for k, v in tested.trainer.callback_metrics.items()
+        if k.startswith("test/")
+    }
+    result = {
+        "args": args,
+        "run_dir": str(run_dir),
+        "protocol": tested.datamodule.split.protocol,
+        "fold": tested.datamodule.split.fold,
+        "epochs": epochs,
+        "softmax_epochs": stage_start,
+        "triplet_epochs": epochs - stage_start,
+        "seconds": round(time.perf_counter() - start, 1),
+        "metrics": metrics,
+    }
+    write_json_atomic(result_path, result)
+    return result
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and (sample) standard deviation of every metric over the given results."""
+    keys = sorted(set().union(*(r["metrics"] for r in results)))
+    summary = {}
+    for key in keys:
+        values = [r["metrics"][key] for r in results if key in r["metrics"]]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[key] = {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+    return summary
+
+
+def write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """Write rows as CSV (atomically) with the given columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def cv_command(argv: list[str]) -> dict[str, Any]:
+    """`cv -c CONFIG [--data.split kfold] [--folds 0,3] [--out DIR] [--wandb]`: every fold."""
+    from .cli import lightning_main
+    from .data.splits import num_folds
+
+    parser = argparse.ArgumentParser(prog="lightning-ser cv", add_help=True)
+    parser.add_argument("--out", default=None, help="results folder (default runs/cv-<split>)")
+    parser.add_argument("--folds", default=None, help="comma-separated folds (default: all)")
+    parser.add_argument("--wandb", action="store_true", help="also log each fold to W&B")
+    ns, args = parser.parse_known_args(argv)
+    probe = lightning_main([*args, "--trainer.logger", "false"], run=False)
+    datamodule = probe.datamodule
+    protocol = datamodule.split_args["protocol"]
+    groups = [datamodule._group(u) for u in datamodule.utterances]
+    total = num_folds(protocol, groups, datamodule.split_args["n_folds"])
+    folds = [int(f) for f in ns.folds.split(",")] if ns.folds else list(range(total))
+    out = Path(ns.out or f"runs/cv-{datamodule.corpus}-{protocol}")
+    results = []
+    for i, fold in enumerate(folds):
+        run_dir = out / f"fold_{fold}"
+        done = (run_dir / RESULT_FILE).exists()
+        print(f"[cv] fold {fold} ({i + 1}/{len(folds)}){' already done' if done else ''}", flush=True)
+        result = run_experiment([*args, "--data.fold", str(fold)], run_dir, ns.wandb, str(out))
+        results.append(result)
+        wa = result["metrics"].get("least_angle/wa", float("nan"))
+        print(f"[cv] fold {fold}: least-angle WA {_pct(wa)}%", flush=True)
+    summary = summarise(results)
+    rows = [{"fold": r["fold"], **r["metrics"], "epochs": r["epochs"]} for r in results]
+    write_table(rows, ["fold", *HEADLINE, "least_angle/macro_f1", "epochs"], out / "folds.csv")
+    lines = [
+        f"# {datamodule.corpus}: {protocol}, {len(results)} fold(s)",
+        "",
+        "| metric | mean | std |",
+        "|---|---|---|",
+    ]
+    for key in HEADLINE:
+        if key in summary:
+            s = summary[key]
+            lines.append(f"| {key} | {_pct(s['mean'])}% | {_pct(s['std'])} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_json_atomic(out / "summary.json", {"protocol": protocol, "folds": folds, **summary})
+    print("\n".join(lines))
+    return summary
+
+
+def expand_sweep(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every parameter combination of a W&B grid sweep (values / value entries)."""
+    if spec.get("method", "grid") != "grid":
+        raise ValueError(f"only grid sweeps run locally, got method {spec.get('method')!r}")
+    names, choices = [], []
+    for name, param in spec.get("parameters", {}).items():
+        if "values" in param:
+            values = list(param["values"])
+        elif "value" in param:
+            values = [param["value"]]
+        else:
+            raise ValueError(f"sweep parameter {name!r} needs `values` or `value` for a grid")
+        names.append(name)
+        choices.append(values)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def sweep_arguments(spec: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The sweep's command for one combination, without its program (`lightning fit`)."""
+    command = spec.get("command") or ["${env}", "${program}", "${args}"]
+    rendered: list[str] = []
+    for token in command:
+        if token == "${args}":
+            rendered += [f"--{k}={v}" for k, v in params.items()]
+        elif token == "${env}":
+            continue
+        elif token == "${program}":
+            rendered.append(spec["program"])
+        else:
+            rendered.append(token)
+    for program in ("lightning", "lightning-ser"):
+        if rendered and rendered[0] == program:
+            rendered = rendered[1:]
+    if rendered and rendered[0] == "fit":
+        rendered = rendered[1:]
+    return rendered
+
+
+def slug(params: dict[str, Any]) -> str:
+    """A folder name for one combination, e.g. `backbone-lstm_layers-7`."""
+    parts = [f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in params.items()]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)) or "default"
+
+
+def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
+    """`sweep SWEEP.yaml [--out DIR] [--parallel N] [--dry-run] [overrides...]`: run a grid here."""
+    parser = argparse.ArgumentParser(prog="lightning-ser sweep")
+    parser.add_argument("sweep", help="a W&B sweep YAML with method: grid")
+    parser.add_argument("--out", default=None, help="results folder (default runs/sweep-<name>)")
+    parser.add_argument("--parallel", type=int, default=1, help="configurations run at once")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    ns, extra = parser.parse_known_args(argv)
+    spec = yaml.safe_load(Path(ns.sweep).read_text())
+    out = Path(ns.out or f"runs/sweep-{Path(ns.sweep).stem}")
+    grid = expand_sweep(spec)
+    jobs = [(p, [*sweep_arguments(spec, p), *extra], out / slug(p)) for p in grid]
+    pending = [j for j in jobs if not (j[2] / RESULT_FILE).exists()]
+    print(f"[sweep] {len(jobs)} configurations, {len(jobs) - len(pending)} already done", flush=True)
+    if ns.dry_run:
+        for params, args, run_dir in jobs:
+            print(run_dir, " ".join(args))
+        return []
+    if ns.parallel > 1:
+        _run_parallel(pending, ns.parallel)
+    else:
+        for i, (_, args, run_dir) in enumerate(pending):
+            print(f"[sweep] {i + 1}/{len(pending)}: {run_dir.name}", flush=True)
+            run_experiment(args, run_dir, group=str(out))
+    results = []
+    for params, _, run_dir in jobs:
+        path = run_dir / RESULT_FILE
+        if path.exists():
+            results.append({**params, **json.loads(path.read_text())})
+    _write_sweep_tables(results, list(grid[0]) if grid else [], out)
+    return results
+
+
+def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> None:
+    """Run experiments as separate processes, `parallel` at a time (each logs to its run dir)."""
+    running: list[tuple[subprocess.Popen, Path]] = []
+    queue = list(jobs)
+    while queue or running:
+        while queue and len(running) < parallel:
+            _, args, run_dir = queue.pop(0)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = open(run_dir / "log.txt", "w")  # noqa: SIM115 - closed with the process
+            cmd = [sys.executable, "-m", "lightning_ser", "experiment", str(run_dir), *args]
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), run_dir))
+            print(f"[sweep] started {run_dir.name}", flush=True)
+        for proc, run_dir in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, run_dir))
+                state = "done" if proc.returncode == 0 else f"failed ({run_dir / 'log.txt'})"
+                print(f"[sweep] {run_dir.name}: {state}", flush=True)
+        time.sleep(1)
+
+
+def _write_sweep_tables(results: list[dict[str, Any]], keys: list[str], out: Path) -> None:
+    """Table I layout (architecture, x, accuracy) as markdown, and every metric as CSV."""
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in keys} | r["metrics"] | {"epochs": r["epochs"]}
+        rows.append(row)
+    write_table(rows, [*keys, *HEADLINE, "epochs"], out / "results.csv")
+    lines = ["| Architecture | x | Accuracy (WA, least angle) | UA |", "|---|---|---|---|"]
+    for r in rows:
+        arch = str(r.get("model.backbone", "resnet")).upper().replace("RESNET", "ResNet")
+        wa, ua = r.get("least_angle/wa", float("nan")), r.get("least_angle/ua", float("nan"))
+        lines.append(f"| {arch}-x | {r.get('model.layers', '')} | {_pct(wa)}% | {_pct(ua)}% |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def experiment_command(argv: list[str]) -> dict[str, Any]:
+    """`experiment RUN_DIR [LightningCLI args]`: fit + test into RUN_DIR (used by `sweep`)."""
+    if not argv:
+        raise SystemExit("usage: lightning-ser experiment RUN_DIR -c CONFIG [overrides...]")
+    return run_experiment(argv[1:], Path(argv[0]))

@@ -1,0 +1,174 @@
+"""`lightning-ser predict | embed | export`: Phase III from the command line.
+
+    lightning-ser predict --ckpt best.ckpt my_clips/ other.wav [-o predictions.csv] [--json]
+    lightning-ser embed   --ckpt best.ckpt my_clips/ -o embeddings/
+    lightning-ser export  --ckpt best.ckpt -o exported/ [--format torchscript onnx]
+
+Each function takes the arguments after the subcommand and returns the exit status. Mistakes a
+user can make (missing checkpoint or input, a file that is not a checkpoint) end in SystemExit
+with a one-line message; bad audio files only give error rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .inference import (
+    DEFAULT_BATCH_FRAMES,
+    CheckpointError,
+    EmotionModel,
+    Prediction,
+    atomic_open,
+    embed_files,
+    export_metadata,
+    export_onnx,
+    export_torchscript,
+    find_audio,
+    load_checkpoint,
+    predictions_to_json,
+    write_predictions,
+)
+
+EXPORT_FORMATS = ("torchscript", "onnx")
+EXPORT_FILES = {"torchscript": "embedder.pt", "onnx": "embedder.onnx"}
+
+
+def _parser(prog: str, description: str, inputs: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"lightning-ser {prog}", description=description)
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning fit`")
+    if inputs:
+        parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+        parser.add_argument(
+            "--batch-frames",
+            type=int,
+            default=DEFAULT_BATCH_FRAMES,
+            help="bound on padded frames per forward pass (default %(default)s)",
+        )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    return parser
+
+
+def _load(prog: str, ckpt: str, device: str) -> EmotionModel:
+    try:
+        return load_checkpoint(ckpt, device=device)
+    except CheckpointError as err:
+        raise SystemExit(f"lightning-ser {prog}: {err}") from None
+
+
+def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
+    try:
+        files = find_audio(inputs)
+    except FileNotFoundError as err:
+        raise SystemExit(f"lightning-ser {prog}: {err}") from None
+    if not files:
+        raise SystemExit(f"lightning-ser {prog}: no audio files in {', '.join(inputs)}")
+    return files
+
+
+def summary_line(preds: Sequence[Prediction]) -> str:
+    """`N files: K ok, M errors`."""
+    ok = sum(p.status == "ok" for p in preds)
+    return f"{len(preds)} files: {ok} ok, {len(preds) - ok} errors"
+
+
+def format_table(preds: Sequence[Prediction]) -> str:
+    """A short human-readable table: path, emotion, least angle, cosine (or the error)."""
+    header = ("path", "emotion", "angle", "cosine")
+    rows = []
+    for p in preds:
+        if p.status == "ok":
+            rows.append((p.path, p.emotion or "", f"{p.least_angle:.2f}", f"{p.cosine:.4f}"))
+        else:
+            rows.append((p.path, f"error: {p.error}", "", ""))
+    width = max([len(header[0])] + [len(r[0]) for r in rows])
+    emo = max([len(header[1])] + [len(r[1]) for r in rows if not r[1].startswith("error")])
+    lines = [f"{header[0]:<{width}}  {header[1]:<{emo}}  {header[2]:>7}  {header[3]:>7}"]
+    for path, emotion, angle, cosine in rows:
+        if not angle:
+            lines.append(f"{path:<{width}}  {emotion}")
+        else:
+            lines.append(f"{path:<{width}}  {emotion:<{emo}}  {angle:>7}  {cosine:>7}")
+    return "\n".join(lines)
+
+
+def predict_command(argv: list[str]) -> int:
+    """`predict --ckpt PATH INPUT... [-o CSV] [--json]`: emotions of files and folders."""
+    parser = _parser("predict", "Classify audio files by the least angle to each emotion.")
+    parser.add_argument(
+        "-o", "--output", default=None, help="CSV to write (default: predictions.csv here)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list instead of the table (writes the CSV only when -o is given)",
+    )
+    ns = parser.parse_args(argv)
+    model = _load("predict", ns.ckpt, ns.device)
+    files = _files("predict", ns.inputs)
+    preds = model.predict_files(files, batch_frames=ns.batch_frames)
+    out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
+    if out is not None:
+        write_predictions(preds, out, class_names=model.class_names)
+    if ns.json:
+        print(json.dumps(predictions_to_json(preds), indent=2))
+        print(summary_line(preds), file=sys.stderr)
+    else:
+        print(format_table(preds))
+        if out is not None:
+            print(f"wrote {out}")
+        print(summary_line(preds))
+    return 0 if any(p.status == "ok" for p in preds) else 1
+
+
+def embed_command(argv: list[str]) -> int:
+    """`embed --ckpt PATH INPUT... -o DIR`: embeddings.npy + index.csv of files and folders."""
+    parser = _parser("embed", "Write the emotion embeddings of audio files.")
+    parser.add_argument("-o", "--output", required=True, help="folder to write into")
+    ns = parser.parse_args(argv)
+    model = _load("embed", ns.ckpt, ns.device)
+    files = _files("embed", ns.inputs)
+    result = embed_files(model, files, ns.output, batch_frames=ns.batch_frames)
+    print(f"wrote {result['embeddings']} and {result['index']}")
+    print(f"{result['files']} files: {result['ok']} ok, {result['errors']} errors")
+    return 0 if result["ok"] else 1
+
+
+def export_command(argv: list[str]) -> int:
+    """`export --ckpt PATH -o DIR [--format torchscript onnx]`: embedder files + export.json."""
+    parser = _parser("export", "Export the embedder (normalisation + network).", inputs=False)
+    parser.add_argument("-o", "--output", required=True, help="folder to write into")
+    parser.add_argument(
+        "--format",
+        nargs="+",
+        choices=EXPORT_FORMATS,
+        default=list(EXPORT_FORMATS),
+        help="formats to write (default: both)",
+    )
+    ns = parser.parse_args(argv)
+    model = _load("export", ns.ckpt, "cpu")
+    out_dir = Path(ns.output)
+    meta: dict[str, Any] = export_metadata(model)
+    meta["checkpoint"] = str(ns.ckpt)
+    meta["files"] = {}
+    exporters = {"torchscript": export_torchscript, "onnx": export_onnx}
+    for fmt in dict.fromkeys(ns.format):
+        target = out_dir / EXPORT_FILES[fmt]
+        try:
+            exporters[fmt](model, target)
+        except (ImportError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SystemExit(f"lightning-ser export: {fmt} export failed: {first}") from None
+        meta["files"][fmt] = EXPORT_FILES[fmt]
+        print(f"wrote {target}")
+    with atomic_open(out_dir / "export.json") as handle:
+        json.dump(meta, handle, indent=2)
+    print(f"wrote {out_dir / 'export.json'}")
+    return 0
+
+
+COMMANDS = {"predict": predict_command, "embed": embed_command, "export": export_command}

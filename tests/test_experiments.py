@@ -1,0 +1,99 @@
+"""Cross-validation and local sweeps: expansion, aggregation and resuming, on the tiny corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lightning_ser import experiments
+from lightning_ser.cli import main
+
+CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+FAST = ["--model.softmax_epochs", "1", "--model.triplet_epochs", "1"]
+
+
+def test_grid_expansion_and_command_rendering() -> None:
+    spec = {
+        "method": "grid",
+        "command": ["${env}", "lightning", "fit", "-c", "conf/ravdess.yaml", "${args}"],
+        "parameters": {
+            "model.backbone": {"values": ["fc", "lstm"]},
+            "model.layers": {"values": [6, 7, 8]},
+            "data.split": {"value": "holdout"},
+        },
+    }
+    grid = experiments.expand_sweep(spec)
+    assert len(grid) == 6
+    assert {"model.backbone": "lstm", "model.layers": 7, "data.split": "holdout"} in grid
+    args = experiments.sweep_arguments(spec, grid[0])
+    assert args == [
+        "-c",
+        "conf/ravdess.yaml",
+        "--model.backbone=fc",
+        "--model.layers=6",
+        "--data.split=holdout",
+    ]
+    assert experiments.slug(grid[0]) == "backbone-fc_layers-6_split-holdout"
+
+
+def test_only_grid_sweeps_run_locally() -> None:
+    with pytest.raises(ValueError, match="grid"):
+        experiments.expand_sweep({"method": "bayes", "parameters": {}})
+
+
+def test_summary_is_mean_and_std_over_folds() -> None:
+    results = [{"metrics": {"least_angle/wa": v}} for v in (0.5, 0.7, 0.9)]
+    summary = experiments.summarise(results)["least_angle/wa"]
+    assert summary["mean"] == pytest.approx(0.7)
+    assert summary["std"] == pytest.approx(0.2)
+    assert summary["n"] == 3
+
+
+@pytest.fixture
+def cli_args(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -> list[str]:
+    monkeypatch.chdir(tmp_path)
+    return ["-c", str(CONF), "--data.root", str(tiny_ravdess), "--data.cache_dir", str(cache_dir)]
+
+
+def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "cv"
+    common = [*cli_args, *FAST, "--data.split", "speaker_kfold", "--data.n_folds", "3"]
+    main(["cv", *common, "--out", str(out), "--folds", "0"])
+    first = (out / "fold_0" / experiments.RESULT_FILE).stat().st_mtime_ns
+
+    calls = []
+    real = experiments.run_experiment
+
+    def counting(args, run_dir, *rest):
+        calls.append(run_dir.name)
+        return real(args, run_dir, *rest)
+
+    monkeypatch.setattr(experiments, "run_experiment", counting)
+    summary = main(["cv", *common, "--out", str(out)])
+    assert (out / "fold_0" / experiments.RESULT_FILE).stat().st_mtime_ns == first  # not redone
+    assert summary["least_angle/wa"]["n"] == 3
+    assert (out / "folds.csv").read_text().count("\n") == 4  # header + 3 folds
+    assert "speaker_kfold" in (out / "summary.md").read_text()
+    result = json.loads((out / "fold_2" / experiments.RESULT_FILE).read_text())
+    assert result["protocol"] == "speaker_kfold" and result["fold"] == 2
+    assert 0.0 <= result["metrics"]["least_angle/wa"] <= 1.0
+
+
+def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path: Path) -> None:
+    sweep = tmp_path / "mini.yaml"
+    sweep.write_text(
+        "method: grid\n"
+        "command: [\"${env}\", lightning, fit, \"${args}\"]\n"
+        "parameters:\n"
+        "  model.backbone: {values: [fc, gru]}\n"
+        "  model.layers: {values: [6]}\n"
+    )
+    out = tmp_path / "sweep"
+    results = main(["sweep", str(sweep), "--out", str(out), *cli_args, *FAST])
+    assert len(results) == 2
+    table = (out / "results.md").read_text()
+    assert "| FC-x | 6 |" in table and "| GRU-x | 6 |" in table
+    again = main(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
+    assert again == []

@@ -1,0 +1,365 @@
+"""Phase III inference: loading checkpoints safely, predictions, embeddings, exports, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lightning_ser import inference
+from lightning_ser.data.features import FeatureConfig, FeatureExtractor
+from lightning_ser.embeddings import least_angle_predict
+from lightning_ser.inference import (
+    CheckpointError,
+    EmotionModel,
+    Prediction,
+    embed_files,
+    export_onnx,
+    export_torchscript,
+    find_audio,
+    load_checkpoint,
+    predictions_to_json,
+    write_predictions,
+)
+from lightning_ser.inference_cli import embed_command, export_command, predict_command
+from lightning_ser.module import CHECKPOINT_FORMAT, EmotionEmbeddingModule
+
+CLASSES = ["neutral", "happy", "sad"]
+
+
+def make_module(seed: int = 0) -> EmotionEmbeddingModule:
+    """A tiny untrained module with non-trivial buffers and BatchNorm statistics."""
+    torch.manual_seed(seed)
+    module = EmotionEmbeddingModule(
+        num_classes=3,
+        class_names=CLASSES,
+        channels=8,
+        layers=6,
+        embedding_dim=16,
+        feature_config=asdict(FeatureConfig()),
+    )
+    with torch.no_grad():
+        module.feature_mean.copy_(torch.randn(39) * 5)
+        module.feature_std.copy_(torch.rand(39) * 20 + 1)
+        module.class_embeddings.copy_(torch.nn.functional.normalize(torch.randn(3, 16), dim=1))
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.copy_(torch.randn_like(m.running_mean) * 0.1)
+                m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
+    return module.eval()
+
+
+def save_ckpt(module: EmotionEmbeddingModule, path: Path, **extra) -> Path:
+    """Save the module the way Lightning's checkpoint holds it (the parts inference reads)."""
+    ckpt = {
+        "epoch": 0,
+        "hyper_parameters": dict(module.hparams),
+        "state_dict": module.state_dict(),
+        "lightning_ser_format": CHECKPOINT_FORMAT,
+    }
+    ckpt.update(extra)
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_ckpt(make_module(), tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+@pytest.fixture(scope="module")
+def model(ckpt: Path) -> EmotionModel:
+    return load_checkpoint(ckpt)
+
+
+@pytest.fixture
+def clips(tmp_path: Path, tone_writer) -> dict[str, Path]:
+    """Good clips (nested folder, two formats, a RAVDESS name) and three broken files."""
+    root = tmp_path / "clips"
+    good = {
+        "a": tone_writer(root / "a.wav", seconds=0.5, freq=300),
+        "b": tone_writer(root / "sub" / "03-01-03-01-01-01-01.flac", seconds=0.7, freq=900),
+        "c": tone_writer(root / "sub" / "c.wav", seconds=0.4, rate=8000, freq=500, kind="chirp"),
+    }
+    (root / "empty.wav").write_bytes(b"")
+    (root / "text.wav").write_text("this is not audio\n")
+    sf.write(str(root / "silent.wav"), np.zeros(8000, dtype=np.float32), 16000)
+    (root / "notes.txt").write_text("ignored: not an audio extension\n")
+    return {**good, "root": root}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ---------------------------------------------------------------------------- loading
+def test_load_checkpoint_builds_eval_model(model: EmotionModel) -> None:
+    assert model.class_names == CLASSES
+    assert not model.net.training and not model.head.training
+    assert model.features == FeatureConfig()
+    assert model.class_embeddings.shape == (3, 16)
+    assert model.n_features == 39 and model.embedding_dim == 16
+    assert inference.CHECKPOINT_FORMAT == CHECKPOINT_FORMAT
+
+
+def test_loading_uses_weights_only(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        assert kwargs.get("weights_only") is True
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    load_checkpoint(ckpt)
+    assert calls == [True]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", "checkpoint not found"),
+        ("text", "not a PyTorch checkpoint"),
+        ("tensor", "not a lightning-ser checkpoint"),
+        ("no_format", "no 'lightning_ser_format'"),
+        ("format7", "made by another version of lightning-ser (format 7, this version reads 1)"),
+        ("pickled_code", "without running code"),
+        ("no_class_embeddings", "no class embeddings"),
+        ("incomplete", "missing feature_mean"),
+    ],
+)
+def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, case: str, expected: str) -> None:
+    path = tmp_path / f"{case}.ckpt"
+    module = make_module()
+    if case == "text":
+        path.write_text("not a checkpoint")
+    elif case == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif case == "no_format":
+        torch.save({"state_dict": module.state_dict(), "hyper_parameters": {}}, path)
+    elif case == "format7":
+        save_ckpt(module, path, lightning_ser_format=7)
+    elif case == "pickled_code":
+        save_ckpt(module, path, extra=Path("/tmp"))  # a class weights_only refuses
+    elif case == "no_class_embeddings":
+        module.class_embeddings.zero_()
+        save_ckpt(module, path)
+    elif case == "incomplete":
+        save_ckpt(module, path)
+        ck = torch.load(path, weights_only=True)
+        del ck["state_dict"]["feature_mean"]
+        torch.save(ck, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+# ---------------------------------------------------------------------------- predictions
+def test_predictions_match_the_training_module(model: EmotionModel, ckpt: Path, clips) -> None:
+    paths = [clips["a"], clips["b"], clips["c"]]
+    preds = model.predict_files(paths)
+
+    module = make_module(seed=123)  # other weights, replaced by the checkpoint's
+    module.load_state_dict(torch.load(ckpt, weights_only=True)["state_dict"])
+    module.eval()
+    extractor = FeatureExtractor(FeatureConfig())
+    feats = [extractor.from_file(p) for p in paths]
+    lengths = torch.tensor([len(f) for f in feats])
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    with torch.no_grad():
+        emb, logits = module(x, lengths)
+    pred, angles = least_angle_predict(emb, module.class_embeddings)
+
+    torch.testing.assert_close(model.embed(feats), emb, atol=1e-5, rtol=1e-5)
+    for k, p in enumerate(preds):
+        assert p.status == "ok" and p.error is None
+        assert p.emotion == CLASSES[int(pred[k])]
+        assert p.softmax_emotion == CLASSES[int(logits[k].argmax())]
+        assert p.frames == lengths[k]
+        np.testing.assert_allclose(list(p.angles.values()), angles[k].numpy(), atol=1e-3)
+
+
+def test_angles_and_cosine_are_consistent(model: EmotionModel, clips) -> None:
+    for p in model.predict_files([clips["a"], clips["b"], clips["c"]]):
+        assert list(p.angles) == CLASSES
+        least = min(p.angles, key=p.angles.get)
+        assert p.emotion == least
+        assert p.cosine == pytest.approx(math.cos(math.radians(p.angles[least])), abs=1e-5)
+        assert p.least_angle == p.angles[least]
+
+
+def test_padding_and_batch_size_do_not_change_embeddings(model: EmotionModel) -> None:
+    gen = torch.Generator().manual_seed(1)
+    frames = [torch.randn(t, 39, generator=gen) * 10 for t in (5, 37, 90, 12)]
+    together = model.embed(frames)
+    alone = torch.cat([model.embed([f]) for f in frames])
+    tiny_batches = model.embed(frames, batch_frames=40)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(tiny_batches, alone, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(together.norm(dim=1), torch.ones(4))
+    assert model.embed([]).shape == (0, 16)
+    with pytest.raises(ValueError, match="expected features of shape"):
+        model.embed([torch.zeros(4, 13)])
+
+
+def test_length_batches_bound_the_padded_frames() -> None:
+    lengths = [3, 50, 7, 7, 120, 20, 1]
+    groups = inference._length_batches(lengths, 60)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 60
+
+
+def test_broken_files_become_error_rows(model: EmotionModel, clips) -> None:
+    root = clips["root"]
+    files = find_audio([root])
+    assert {p.name for p in files} == {
+        "a.wav", "03-01-03-01-01-01-01.flac", "c.wav", "empty.wav", "text.wav", "silent.wav"
+    }  # fmt: skip
+    preds = {Path(p.path).name: p for p in model.predict_files(files, batch_frames=50)}
+    for name in ("empty.wav", "text.wav", "silent.wav"):
+        assert preds[name].status == "error" and preds[name].emotion is None
+        assert preds[name].error
+    assert "silent" in preds["silent.wav"].error
+    assert "decode" in preds["text.wav"].error
+    for name in ("a.wav", "c.wav"):
+        assert preds[name].status == "ok" and preds[name].duration_s > 0
+
+
+def test_find_audio_mixes_files_and_folders(clips, tmp_path: Path) -> None:
+    odd = tmp_path / "clip.xyz"
+    odd.write_bytes(b"")
+    found = find_audio([clips["a"], clips["root"] / "sub", odd, clips["a"]])
+    assert found[0] == clips["a"] and found[-1] == odd and len(found) == 4
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_audio([tmp_path / "nowhere"])
+
+
+def test_write_predictions_csv_and_json(tmp_path: Path, model: EmotionModel, clips) -> None:
+    preds = model.predict_files([clips["a"], clips["root"] / "text.wav"])
+    out = write_predictions(preds, tmp_path / "out" / "p.csv")
+    rows = read_csv(out)
+    assert list(rows[0]) == [
+        "path", "status", "emotion", "cosine", "softmax_emotion",
+        *(f"angle_{c}" for c in CLASSES), "frames", "duration_s", "error",
+    ]  # fmt: skip
+    assert rows[0]["status"] == "ok" and float(rows[0][f"angle_{rows[0]['emotion']}"]) >= 0
+    assert rows[1]["status"] == "error" and rows[1]["error"] and rows[1]["emotion"] == ""
+    assert not list(out.parent.glob(".*.tmp"))
+    data = json.loads(json.dumps(predictions_to_json(preds)))
+    assert data[0]["angles"].keys() == set(CLASSES) and data[1]["error"]
+    errors_only = write_predictions([Prediction("x.wav", "error", error="bad")], tmp_path / "e.csv")
+    assert read_csv(errors_only)[0]["error"] == "bad"
+
+
+def test_embed_files_writes_npy_and_index(model: EmotionModel, clips, tmp_path: Path) -> None:
+    files = find_audio([clips["root"]])
+    result = embed_files(model, files, tmp_path / "emb")
+    emb = np.load(tmp_path / "emb" / "embeddings.npy")
+    assert emb.shape == (3, 16) and emb.dtype == np.float32
+    rows = read_csv(tmp_path / "emb" / "index.csv")
+    assert list(rows[0]) == ["row", "path", "label", "status", "error"]
+    assert (result["ok"], result["errors"]) == (3, 3)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert [int(r["row"]) for r in ok] == [0, 1, 2]
+    labels = {Path(r["path"]).name: r["label"] for r in rows}
+    assert labels["03-01-03-01-01-01-01.flac"] == "happy" and labels["a.wav"] == ""
+    row_b = next(r for r in ok if r["path"].endswith(".flac"))
+    np.testing.assert_allclose(
+        emb[int(row_b["row"])], model.embed([model.features_of(clips["b"])[0]])[0], atol=1e-5
+    )
+
+
+# ---------------------------------------------------------------------------- exports
+def test_torchscript_and_onnx_exports_agree(model: EmotionModel, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    ts_path = export_torchscript(model, tmp_path / "e.pt")
+    onnx_path = export_onnx(model, tmp_path / "e.onnx")
+    scripted = torch.jit.load(str(ts_path))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(2)
+    for frames in (17, 131):
+        x = torch.randn(2, frames, 39, generator=gen) * model.std + model.mean
+        expected = model.embed(list(x))
+        with torch.no_grad():
+            torch.testing.assert_close(scripted(x), expected, atol=1e-4, rtol=1e-4)
+        (got,) = session.run(["embedding"], {"frames": x.numpy()})
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_predict_command_writes_csv_and_table(
+    ckpt: Path, clips, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    status = predict_command(["--ckpt", str(ckpt), str(clips["root"])])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.strip().splitlines()[-1] == "6 files: 3 ok, 3 errors"
+    rows = read_csv(tmp_path / "predictions.csv")
+    assert len(rows) == 6
+    assert {r["status"] for r in rows if Path(r["path"]).stem in ("empty", "text", "silent")} == {
+        "error"
+    }
+    assert all(r["error"] for r in rows if r["status"] == "error")
+    assert sum(r["status"] == "ok" for r in rows) == 3
+
+
+def test_predict_command_json(ckpt: Path, clips, tmp_path: Path, capsys) -> None:
+    out_csv = tmp_path / "p.csv"
+    status = predict_command(["--ckpt", str(ckpt), str(clips["a"]), "--json", "-o", str(out_csv)])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert status == 0 and len(data) == 1 and data[0]["status"] == "ok"
+    assert "1 files: 1 ok, 0 errors" in captured.err
+    assert len(read_csv(out_csv)) == 1
+
+
+def test_predict_command_all_broken_exits_1(
+    ckpt: Path, clips, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = clips["root"]
+    broken = [str(root / n) for n in ("empty.wav", "text.wav", "silent.wav")]
+    assert predict_command(["--ckpt", str(ckpt), *broken, "--json"]) == 1
+    assert not (tmp_path / "predictions.csv").exists()  # --json without -o writes no CSV
+    assert "3 files: 0 ok, 3 errors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["missing_ckpt", "missing_input", "bad_ckpt"])
+def test_cli_user_errors_end_in_one_line(problem: str, ckpt: Path, clips, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("nope")
+    ck = {"missing_ckpt": tmp_path / "none.ckpt", "bad_ckpt": bad}.get(problem, ckpt)
+    inputs = tmp_path / "no_such_dir" if problem == "missing_input" else clips["a"]
+    for command in (predict_command, embed_command):
+        with pytest.raises(SystemExit) as info:
+            command(["--ckpt", str(ck), str(inputs), "-o", str(tmp_path / "o")])
+        message = str(info.value.code)
+        assert "\n" not in message
+        assert str(inputs if problem == "missing_input" else ck) in message
+
+
+def test_embed_and_export_commands(ckpt: Path, model: EmotionModel, clips, tmp_path: Path) -> None:
+    assert embed_command(["--ckpt", str(ckpt), str(clips["root"]), "-o", str(tmp_path / "e")]) == 0
+    assert np.load(tmp_path / "e" / "embeddings.npy").shape == (3, 16)
+    out = tmp_path / "x"
+    assert export_command(["--ckpt", str(ckpt), "-o", str(out), "--format", "torchscript"]) == 0
+    assert (out / "embedder.pt").exists() and not (out / "embedder.onnx").exists()
+    meta = json.loads((out / "export.json").read_text())
+    assert meta["class_names"] == CLASSES
+    np.testing.assert_allclose(meta["class_embeddings"], model.class_embeddings.numpy())
+    np.testing.assert_allclose(meta["mean"], model.mean.numpy())
+    np.testing.assert_allclose(meta["std"], model.std.numpy())
+    assert FeatureConfig(**meta["feature_config"]) == model.features
+    assert meta["files"] == {"torchscript": "embedder.pt"}
