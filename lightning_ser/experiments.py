@@ -152,7 +152,9 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     for i, fold in enumerate(folds):
         run_dir = out / f"fold_{fold}"
         done = (run_dir / RESULT_FILE).exists()
-        print(f"[cv] fold {fold} ({i + 1}/{len(folds)}){' already done' if done else ''}", flush=True)
+        print(
+            f"[cv] fold {fold} ({i + 1}/{len(folds)}){' already done' if done else ''}", flush=True
+        )
         result = run_experiment([*args, "--data.fold", str(fold)], run_dir, ns.wandb, str(out))
         results.append(result)
         wa = result["metrics"].get("least_angle/wa", float("nan"))
@@ -233,9 +235,11 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
     grid = expand_sweep(spec)
     jobs = [(p, [*sweep_arguments(spec, p), *extra], out / slug(p)) for p in grid]
     pending = [j for j in jobs if not (j[2] / RESULT_FILE).exists()]
-    print(f"[sweep] {len(jobs)} configurations, {len(jobs) - len(pending)} already done", flush=True)
+    print(
+        f"[sweep] {len(jobs)} configurations, {len(jobs) - len(pending)} already done", flush=True
+    )
     if ns.dry_run:
-        for params, args, run_dir in jobs:
+        for _, args, run_dir in jobs:
             print(run_dir, " ".join(args))
         return []
     if ns.parallel > 1:

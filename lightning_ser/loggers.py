@@ -32,6 +32,8 @@ class RunLogger(CSVLogger):
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            writer = type("RunWriter", (ExperimentWriter,), {"NAME_METRICS_FILE": self.metrics_file})
+            writer = type(
+                "RunWriter", (ExperimentWriter,), {"NAME_METRICS_FILE": self.metrics_file}
+            )
             self._experiment = writer(log_dir=self.log_dir)
         return self._experiment
