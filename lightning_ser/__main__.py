@@ -1,5 +1,7 @@
 """`python -m lightning_ser` is the `lightning-ser` command."""
 
+import sys
+
 from .cli import main
 
-main()
+sys.exit(main())

@@ -98,8 +98,8 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
     )
 
 
-def main(args: list[str] | None = None) -> Any:
-    """Entry point of the `lightning` and `lightning-ser` commands."""
+def dispatch(args: list[str] | None = None) -> Any:
+    """Run one command and return what it made (the LightningCLI, a summary, an exit status)."""
     argv = list(sys.argv[1:] if args is None else args)
     command = argv[0] if argv else None
     from . import tools
@@ -111,5 +111,11 @@ def main(args: list[str] | None = None) -> Any:
     return lightning_main(argv)
 
 
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the `lightning` and `lightning-ser` commands: returns the exit status."""
+    result = dispatch(args)
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

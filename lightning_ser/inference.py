@@ -23,6 +23,7 @@ import csv
 import math
 import os
 import pickle
+import re
 import uuid
 import warnings
 import zipfile
@@ -165,6 +166,7 @@ class _Result:
     item: _Item
     embedding: Tensor  # [D], L2-normalised
     logits: Tensor  # [C]
+    frames: int
 
 
 # ---------------------------------------------------------------------------- the model
@@ -280,7 +282,12 @@ class EmotionModel:
         def flush() -> Iterator[_Item | _Result]:
             ok = [it for it in pending if it.features is not None]
             emb, logits = self.forward_frames([it.features for it in ok], batch_frames)
-            results = {id(it): _Result(it, emb[k], logits[k]) for k, it in enumerate(ok)}
+            results = {
+                id(it): _Result(it, emb[k], logits[k], int(it.features.shape[0]))
+                for k, it in enumerate(ok)
+            }
+            for it in ok:
+                it.features = None  # done with them: keep memory flat over long runs
             for it in pending:
                 yield results.get(id(it), it)
 
@@ -314,7 +321,7 @@ class EmotionModel:
                 cosine=float(cosine[k]),
                 softmax_emotion=self.class_names[int(soft[k])],
                 duration_s=r.item.duration_s,
-                frames=int(r.item.features.shape[0]),
+                frames=r.frames,
             )
         return [
             done[id(o)]
@@ -377,16 +384,23 @@ def _load_dict(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
+    if not zipfile.is_zipfile(path) and not _starts_like_pickle(path):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint file (neither zip nor pickle)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path} cannot be loaded without running code stored in it (weights_only=True "
-            f"refused it: {first}); it is not a lightning-ser checkpoint"
-        ) from err
+        text = str(err)
+        match = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", text)
+        if match:
+            raise CheckpointError(
+                f"{path} cannot be loaded without running code stored in it (it holds "
+                f"{match.group(1)}, which weights_only=True refuses); it is not a lightning-ser "
+                "checkpoint"
+            ) from err
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint file (unreadable)") from err
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint file ({err})") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint file ({first})") from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"{path} is not a lightning-ser checkpoint (it holds a {type(ckpt).__name__}, "
@@ -407,6 +421,12 @@ def _load_dict(path: Path) -> dict[str, Any]:
         if not isinstance(ckpt.get(key), dict):
             raise CheckpointError(f"{path} is incomplete: it has no '{key}'")
     return ckpt
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    """Whether the file begins with a pickle protocol 2+ header (a legacy torch.save file)."""
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> EmotionModel:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_ser.cli import main
+from lightning_ser.cli import dispatch
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
@@ -21,7 +21,7 @@ def run(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch: pytest
 
     def call(subcommand: str, *extra: str):
         args = [subcommand, "-c", str(CONF), "--data.root", str(tiny_ravdess)]
-        return main([*args, "--data.cache_dir", str(cache_dir), *extra])
+        return dispatch([*args, "--data.cache_dir", str(cache_dir), *extra])
 
     return call
 
@@ -33,7 +33,7 @@ def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
 
 def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
+        dispatch(["--help"])
     assert exit_info.value.code == 0
     assert "fit" in capsys.readouterr().out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lightning_ser.cli import main
+from lightning_ser.cli import dispatch
 
 CONFIGS = sorted((Path(__file__).parents[1] / "conf").glob("*.yaml"))
 
@@ -15,7 +15,7 @@ CONFIGS = sorted((Path(__file__).parents[1] / "conf").glob("*.yaml"))
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_prints_complete(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "-c", str(config), "--print_config"])
+        dispatch(["fit", "-c", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["class_path"] == "lightning_ser.module.EmotionEmbeddingModule"

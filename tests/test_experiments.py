@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lightning_ser import experiments
-from lightning_ser.cli import main
+from lightning_ser.cli import dispatch
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 FAST = ["--model.softmax_epochs", "1", "--model.triplet_epochs", "1"]
@@ -60,7 +60,7 @@ def cli_args(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -
 def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "cv"
     common = [*cli_args, *FAST, "--data.split", "speaker_kfold", "--data.n_folds", "3"]
-    main(["cv", *common, "--out", str(out), "--folds", "0"])
+    dispatch(["cv", *common, "--out", str(out), "--folds", "0"])
     first = (out / "fold_0" / experiments.RESULT_FILE).stat().st_mtime_ns
 
     calls = []
@@ -71,7 +71,7 @@ def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, mon
         return real(args, run_dir, *rest)
 
     monkeypatch.setattr(experiments, "run_experiment", counting)
-    summary = main(["cv", *common, "--out", str(out)])
+    summary = dispatch(["cv", *common, "--out", str(out)])
     assert (out / "fold_0" / experiments.RESULT_FILE).stat().st_mtime_ns == first  # not redone
     assert summary["least_angle/wa"]["n"] == 3
     assert (out / "folds.csv").read_text().count("\n") == 4  # header + 3 folds
@@ -91,9 +91,9 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
         "  model.layers: {values: [6]}\n"
     )
     out = tmp_path / "sweep"
-    results = main(["sweep", str(sweep), "--out", str(out), *cli_args, *FAST])
+    results = dispatch(["sweep", str(sweep), "--out", str(out), *cli_args, *FAST])
     assert len(results) == 2
     table = (out / "results.md").read_text()
     assert "| FC-x | 6 |" in table and "| GRU-x | 6 |" in table
-    again = main(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
+    again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []
