@@ -142,3 +142,18 @@ def test_agent_command_parses_and_overrides_the_config(name: str, params: dict, 
     run_logger = printed["trainer"]["logger"][0]
     assert run_logger["class_path"].endswith("RunLogger")
     assert "offline" not in run_logger["init_args"]
+
+
+@pytest.mark.parametrize(
+    ("name", "runs"), [("ablation.yaml", 60), ("folds.yaml", 10), ("speaker_folds.yaml", 6)]
+)
+def test_local_runner_expands_the_same_grid(name: str, runs: int) -> None:
+    """`lightning-ser sweep FILE` trains the combinations a W&B agent would, with its arguments."""
+    from lightning_ser.experiments import expand_sweep, sweep_arguments
+
+    config = load(name)
+    grid = expand_sweep(config)
+    assert len(grid) == runs
+    assert len({tuple(sorted(p.items())) for p in grid}) == runs
+    for params in (grid[0], grid[-1]):
+        assert ["fit", *sweep_arguments(config, params)] == agent_argv(config, params)

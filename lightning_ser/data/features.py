@@ -156,14 +156,16 @@ class FeatureExtractor:
             return wave
         return torchaudio.functional.resample(wave, rate, self.config.sample_rate)
 
-    def trim(self, wave: torch.Tensor) -> torch.Tensor:
+    def trim(self, wave: torch.Tensor, rate: int | None = None) -> torch.Tensor:
         """Cut leading and trailing frames quieter than `trim_top_db` below the loudest frame.
 
+        Frames are `win_ms` long every `hop_ms` at `rate` (default: the configured rate).
         Written by hand because torchaudio has no librosa-style trim (its `vad` cuts only the
         front and is slow); this is the same rule as `librosa.effects.trim(top_db=...)`.
         """
         c = self.config
-        frame, hop = c.win_length, c.hop_length
+        rate = rate or c.sample_rate
+        frame, hop = round(rate * c.win_ms / 1000), round(rate * c.hop_ms / 1000)
         if wave.numel() <= frame:
             return wave
         power = wave.unfold(0, frame, hop).pow(2).mean(dim=1)
@@ -181,9 +183,9 @@ class FeatureExtractor:
         peak = float(wave.abs().max()) if wave.numel() else 0.0
         if peak <= 10 ** (c.silence_floor_db / 20):
             raise AudioError(name, f"audio is silent (peak below {c.silence_floor_db} dBFS)")
+        if c.trim:  # before resampling: RAVDESS clips are about 40% silence, not worth resampling
+            wave = self.trim(wave, rate)
         wave = self.resample(wave, rate)
-        if c.trim:
-            wave = self.trim(wave)
         if wave.numel() <= c.n_fft // 2:  # the STFT's reflect padding needs more: pad with zeros
             wave = torch.nn.functional.pad(wave, (0, c.n_fft // 2 + 1 - wave.numel()))
         with torch.no_grad():
