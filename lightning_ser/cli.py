@@ -35,6 +35,16 @@ class SERCLI(LightningCLI):
         parser.link_arguments(
             "data.features", "model.init_args.feature_config", asdict, apply_on="instantiate"
         )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="after fit, test the best checkpoint in the same process (W&B sweeps use it)",
+        )
+
+    def after_fit(self) -> None:
+        if self.config.fit.get("test_after_fit") and not self.trainer.fast_dev_run:
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

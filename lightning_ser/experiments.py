@@ -80,6 +80,7 @@ def run_experiment(
     if result_path.exists():
         return json.loads(result_path.read_text())
     start = time.perf_counter()
+    args = [a for a in args if not a.startswith("--test_after_fit")]  # tested below, once
     loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     fit = lightning_main(["fit", *args, *loggers])
     epochs = fit.trainer.current_epoch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger
@@ -14,7 +15,8 @@ class RunLogger(CSVLogger):
     Lightning's CSVLogger deletes `metrics.csv` whenever it opens a run directory that is not empty,
     so `lightning test` into the run that `lightning fit` made would erase the training curves.
     Here every subcommand gets its own file (the CLI sets `test_metrics.csv` for `test`, ...), and
-    a fixed `version` makes the run directory predictable for `--ckpt_path best`.
+    a fixed `version` makes the run directory predictable for `--ckpt_path best`. Under a W&B
+    sweep agent the W&B run id is appended, so the runs of a sweep do not share a folder.
     """
 
     def __init__(
@@ -25,6 +27,8 @@ class RunLogger(CSVLogger):
         metrics_file: str = "metrics.csv",
         **kwargs: Any,
     ) -> None:
+        if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+            version = f"{version}-{os.environ['WANDB_RUN_ID']}"  # one folder per sweep run
         super().__init__(save_dir, name=name, version=version, **kwargs)
         self.metrics_file = metrics_file
 

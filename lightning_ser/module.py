@@ -293,7 +293,32 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_metrics("test", self.test_metrics)
         parts = self._test_parts
-        self.test_outputs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+        keys = ("embeddings", "labels", "softmax")
+        outputs = {k: torch.cat([p[k] for p in parts]) for k in keys} if parts else {}
+        self.test_outputs = self._gather_ranks(outputs, keys)
+
+    def _gather_ranks(self, outputs: dict, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Concatenate per-rank outputs of different lengths (every rank gets all of them)."""
+        if self.trainer.world_size == 1:
+            return outputs
+        dim = self.hparams.embedding_dim
+        empty = {
+            "embeddings": torch.zeros(0, dim, device=self.device),
+            "labels": torch.zeros(0, dtype=torch.long, device=self.device),
+            "softmax": torch.zeros(0, dtype=torch.long, device=self.device),
+        }
+        outputs = outputs or empty
+        count = torch.tensor([len(outputs["labels"])], device=self.device)
+        counts = self.all_gather(count).flatten().tolist()
+        gathered = {}
+        for key in keys:
+            padded = torch.zeros(
+                (max(counts), *outputs[key].shape[1:]), dtype=outputs[key].dtype, device=self.device
+            )
+            padded[: counts[self.global_rank]] = outputs[key]
+            every = self.all_gather(padded)  # [world, max, ...]
+            gathered[key] = torch.cat([every[r, :n] for r, n in enumerate(counts)])
+        return gathered
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         emb, logits = self(batch["x"], batch["lengths"])

@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler
 
 SamplingMode = Literal["random", "m_per_class"]
 
@@ -82,6 +82,20 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, batch: Sequence[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(batch, dtype=torch.long)
         return {"index": index, "label": self.labels[index]}
+
+
+class BatchList(IterableDataset):
+    """Yields `dataset[batch]` for a fixed list of index batches (evaluation order)."""
+
+    def __init__(self, dataset: Dataset, batches: list[list[int]]) -> None:
+        self.dataset, self.batches = dataset, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for batch in self.batches:
+            yield self.dataset[batch]
 
 
 class TrainBatchSampler(Sampler[list[int]]):

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .batching import (
+    BatchList,
     SamplingMode,
     TrainBatchSampler,
     UtteranceDataset,
@@ -225,10 +226,21 @@ class EmotionDataModule(pl.LightningDataModule):
         if self._train_sampler is not None:
             self._train_sampler.mode = mode
 
-    def _eval_loader(self, part: Part) -> DataLoader:
+    def _eval_batches(self, part: Part) -> list[list[int]]:
         split = self._require_split()
-        batches = length_buckets(getattr(split, part), self.table.lengths, self.eval_batch_frames)
-        return DataLoader(UtteranceDataset(self.labels), sampler=batches, batch_size=None)
+        return length_buckets(getattr(split, part), self.table.lengths, self.eval_batch_frames)
+
+    def _eval_loader(self, part: Part) -> DataLoader:
+        """Whole utterances of a part; under DDP each rank gets its own batches, none twice.
+
+        An iterable dataset, so that Lightning does not wrap it in a DistributedSampler, which
+        pads ranks with repeated utterances and would count them twice in the metrics.
+        """
+        batches = self._eval_batches(part)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            batches = batches[trainer.global_rank :: trainer.world_size]
+        return DataLoader(BatchList(UtteranceDataset(self.labels), batches), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -274,9 +286,10 @@ class EmotionDataModule(pl.LightningDataModule):
         return self.cut(batch)
 
     def iter_part(self, part: Part, device: torch.device | str = "cpu") -> Iterator[dict]:
-        """Whole-utterance batches of a part, already cut, on `device` (for class embeddings)."""
-        for batch in self._eval_loader(part):
-            yield self.cut({k: v.to(device) for k, v in batch.items()})
+        """Whole-utterance batches of a whole part (every rank sees all), cut, on `device`."""
+        dataset = UtteranceDataset(self.labels)
+        for indices in self._eval_batches(part):
+            yield self.cut({k: v.to(device) for k, v in dataset[indices].items()})
 
     def summary(self) -> dict[str, Any]:
         """What the cache holds: utterances, speakers, counts per emotion, frames, path, seconds."""
