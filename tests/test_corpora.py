@@ -74,8 +74,12 @@ def test_ravdess_parse_name_reads_every_field():
 
 @pytest.mark.parametrize(
     ("stem", "gender"),
-    [("03-01-01-01-01-01-01", "male"), ("03-01-01-01-01-01-02", "female"),
-     ("03-01-01-01-01-01-23", "male"), ("03-01-01-01-01-01-24", "female")],
+    [
+        ("03-01-01-01-01-01-01", "male"),
+        ("03-01-01-01-01-01-02", "female"),
+        ("03-01-01-01-01-01-23", "male"),
+        ("03-01-01-01-01-01-24", "female"),
+    ],
 )
 def test_ravdess_gender_follows_actor_number(stem, gender):
     assert parse_name(stem)["gender"] == gender
@@ -181,11 +185,15 @@ def write_iemocap_dialog(
 def iemocap(tmp_path: Path) -> Path:
     """Two sessions, improvised and scripted dialogs, every code including xxx and oth."""
     write_iemocap_dialog(
-        tmp_path, 1, "Ses01F_impro01",
+        tmp_path,
+        1,
+        "Ses01F_impro01",
         {"F000": "neu", "F001": "hap", "M000": "exc", "M001": "xxx", "F002": "ang"},
     )
     write_iemocap_dialog(
-        tmp_path, 1, "Ses01F_script01_1",
+        tmp_path,
+        1,
+        "Ses01F_script01_1",
         {"F000": "sad", "M000": "fru", "M001": "oth", "F001": "sur"},
     )
     write_iemocap_dialog(
@@ -198,14 +206,28 @@ def test_iemocap_nine_classes(iemocap):
     table = load_iemocap(iemocap)
     assert len(table) == 10  # 12 label lines less one xxx and one oth
     assert labels(table) == {
-        "neutral": 1, "happiness": 1, "excitement": 1, "anger": 2, "sadness": 1,
-        "frustration": 1, "surprise": 1, "fear": 1, "disgust": 1,
+        "neutral": 1,
+        "happiness": 1,
+        "excitement": 1,
+        "anger": 2,
+        "sadness": 1,
+        "frustration": 1,
+        "surprise": 1,
+        "fear": 1,
+        "disgust": 1,
     }
     assert {u.meta["code"] for u in table}.isdisjoint({"xxx", "oth"})
     assert class_names_for("iemocap", table) == IEMOCAP_NINE
     assert IEMOCAP_NINE == [
-        "anger", "sadness", "happiness", "neutral", "excitement",
-        "surprise", "fear", "disgust", "frustration",
+        "anger",
+        "sadness",
+        "happiness",
+        "neutral",
+        "excitement",
+        "surprise",
+        "fear",
+        "disgust",
+        "frustration",
     ]
 
 
@@ -288,8 +310,13 @@ def emodb(tmp_path: Path) -> Path:
     """The release layout (`wav/`, plus label folders without audio) and one file at the top."""
     write_tones(
         tmp_path / "wav",
-        "03a01Fa.wav", "08b02Wb.wav", "10a04Lc.wav", "13a05Ea.wav",
-        "11b09Ad.wav", "16b10Ta.wav", "14a07Na.wav",
+        "03a01Fa.wav",
+        "08b02Wb.wav",
+        "10a04Lc.wav",
+        "13a05Ea.wav",
+        "11b09Ad.wav",
+        "16b10Ta.wav",
+        "14a07Na.wav",
     )
     write_tone(tmp_path / "15a01Nb.wav")
     (tmp_path / "lablaut").mkdir()
@@ -301,13 +328,22 @@ def test_emodb(emodb):
     table = load_emodb(emodb)
     assert len(table) == 8
     assert labels(table) == {
-        "happiness": 1, "anger": 1, "boredom": 1, "disgust": 1,
-        "fear": 1, "sadness": 1, "neutral": 2,
+        "happiness": 1,
+        "anger": 1,
+        "boredom": 1,
+        "disgust": 1,
+        "fear": 1,
+        "sadness": 1,
+        "neutral": 2,
     }
     row = by_name(table)["03a01Fa"]
     assert row.speaker == "03"
     assert row.meta == {
-        "speaker": "03", "text": "a01", "emotion": "happiness", "version": "a", "gender": "male"
+        "speaker": "03",
+        "text": "a01",
+        "emotion": "happiness",
+        "version": "a",
+        "gender": "male",
     }
     assert by_name(table)["08b02Wb"].meta["gender"] == "female"
     assert by_name(table)["15a01Nb"].label == "neutral"  # directly under root
@@ -339,8 +375,13 @@ def tess(tmp_path: Path) -> Path:
 def test_tess(tess):
     table = load_tess(tess)
     assert labels(table) == {
-        "angry": 1, "disgust": 1, "fear": 1, "happy": 1, "neutral": 2,
-        "pleasant_surprise": 2, "sad": 1,
+        "angry": 1,
+        "disgust": 1,
+        "fear": 1,
+        "happy": 1,
+        "neutral": 2,
+        "pleasant_surprise": 2,
+        "sad": 1,
     }
     assert Counter(u.speaker for u in table) == {"OAF": 6, "YAF": 3}
     rows = by_name(table)
@@ -358,8 +399,12 @@ def test_tess(tess):
 def cremad(tmp_path: Path) -> Path:
     write_tones(
         tmp_path / "AudioWAV",
-        "1001_DFA_ANG_XX.wav", "1001_IEO_HAP_HI.wav", "1002_IEO_SAD_LO.wav",
-        "1045_IEO_FEA_MD.wav", "1091_TIE_NEU_XX.wav", "1002_WSI_DIS_XX.wav",
+        "1001_DFA_ANG_XX.wav",
+        "1001_IEO_HAP_HI.wav",
+        "1002_IEO_SAD_LO.wav",
+        "1045_IEO_FEA_MD.wav",
+        "1091_TIE_NEU_XX.wav",
+        "1002_WSI_DIS_XX.wav",
     )
     return tmp_path
 

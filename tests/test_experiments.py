@@ -85,7 +85,7 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     sweep = tmp_path / "mini.yaml"
     sweep.write_text(
         "method: grid\n"
-        "command: [\"${env}\", lightning, fit, \"${args}\"]\n"
+        'command: ["${env}", lightning, fit, "${args}"]\n'
         "parameters:\n"
         "  model.backbone: {values: [fc, gru]}\n"
         "  model.layers: {values: [6]}\n"

@@ -59,8 +59,10 @@ def reference_deltas(c: np.ndarray, window: int = 5) -> np.ndarray:
     n = (window - 1) // 2
     padded = np.pad(c, ((n, n), (0, 0)), mode="edge")
     frames = len(c)
-    num = sum(k * (padded[n + k : n + k + frames] - padded[n - k : n - k + frames])
-              for k in range(1, n + 1))
+    num = sum(
+        k * (padded[n + k : n + k + frames] - padded[n - k : n - k + frames])
+        for k in range(1, n + 1)
+    )
     return num / (2 * sum(k * k for k in range(1, n + 1)))
 
 
@@ -87,9 +89,11 @@ def test_mfcc_matches_librosa_reference():
 
 
 def test_deltas_are_regression_deltas_of_the_mfcc():
-    feats = FeatureExtractor(FeatureConfig(trim=False)).from_waveform(
-        torch.from_numpy(chirp()), RATE
-    ).numpy()
+    feats = (
+        FeatureExtractor(FeatureConfig(trim=False))
+        .from_waveform(torch.from_numpy(chirp()), RATE)
+        .numpy()
+    )
     mfcc, delta, delta2 = feats[:, :13], feats[:, 13:26], feats[:, 26:]
     np.testing.assert_allclose(delta, reference_deltas(mfcc), atol=1e-3)
     np.testing.assert_allclose(delta2, reference_deltas(reference_deltas(mfcc)), atol=1e-3)
@@ -97,9 +101,11 @@ def test_deltas_are_regression_deltas_of_the_mfcc():
 
 def test_delta_window_and_count_follow_the_config():
     wave = torch.from_numpy(chirp(0.5))
-    feats = FeatureExtractor(FeatureConfig(trim=False, deltas=1, delta_window=9)).from_waveform(
-        wave, RATE
-    ).numpy()
+    feats = (
+        FeatureExtractor(FeatureConfig(trim=False, deltas=1, delta_window=9))
+        .from_waveform(wave, RATE)
+        .numpy()
+    )
     assert feats.shape[1] == 26
     np.testing.assert_allclose(feats[:, 13:], reference_deltas(feats[:, :13], 9), atol=1e-3)
 
