@@ -226,20 +226,25 @@ class EmotionDataModule(pl.LightningDataModule):
         if self._train_sampler is not None:
             self._train_sampler.mode = mode
 
-    def _eval_batches(self, part: Part) -> list[list[int]]:
+    def _eval_batches(self, part: Part, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+        """Length-bucketed batches of a part; with world_size > 1, this rank's share of them."""
         split = self._require_split()
-        return length_buckets(getattr(split, part), self.table.lengths, self.eval_batch_frames)
+        lengths = self.table.lengths
+        indices = sorted(getattr(split, part), key=lambda i: int(lengths[i]))
+        return length_buckets(indices[rank::world_size], lengths, self.eval_batch_frames)
 
     def _eval_loader(self, part: Part) -> DataLoader:
-        """Whole utterances of a part; under DDP each rank gets its own batches, none twice.
+        """Whole utterances of a part; under DDP each rank gets its own utterances, none twice.
 
+        Utterances (not batches) are dealt round-robin, so every rank has work as long as there
+        are as many utterances as ranks (a rank without batches would leave the others waiting).
         An iterable dataset, so that Lightning does not wrap it in a DistributedSampler, which
         pads ranks with repeated utterances and would count them twice in the metrics.
         """
-        batches = self._eval_batches(part)
         trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            batches = batches[trainer.global_rank :: trainer.world_size]
+        world = trainer.world_size if trainer is not None else 1
+        rank = trainer.global_rank if trainer is not None else 0
+        batches = self._eval_batches(part, rank, world)
         return DataLoader(BatchList(UtteranceDataset(self.labels), batches), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
