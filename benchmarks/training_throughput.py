@@ -4,7 +4,8 @@
 
 Times optimiser steps of the softmax stage (cross-entropy) and the triplet stage (cross-entropy +
 mined triplet loss) with the settings of conf/ravdess.yaml and of conf/ravdess_paper.yaml, and the
-whole-utterance evaluation used for class embeddings. Writes benchmarks/results/training_throughput.*
+whole-utterance evaluation used for class embeddings.
+Writes benchmarks/results/training_throughput.{json,md}.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "training_throughput.json").write_text(json.dumps(result, indent=1))
     lines = [
-        "| device: settings | softmax stage windows/s | triplet stage windows/s | eval utterances/s |",
+        "| device: settings | softmax windows/s | triplet windows/s | eval utterances/s |",
         "|---|---|---|---|",
     ]
     for name, r in result["runs"].items():
