@@ -70,6 +70,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         optimizer: optimiser factory; its learning rate is the start of each stage's decay.
         lr_end_factor: the learning rate at the end of a stage, relative to the start (0.1:
             0.05 -> 0.005 as in the paper).
+        triplet_lr_scale: the triplet stage's decay starts at this fraction of the optimiser's
+            rate (1.0: both stages decay from 0.05, as the paper describes).
         softmax_epochs: epoch cap of stage 1 (the paper: 1000).
         triplet_epochs: epoch cap of stage 2 (the paper: 1000); 0 trains softmax only.
         ce_weight: weight of cross-entropy in stage 2 (stage 1 uses cross-entropy alone).
@@ -94,6 +96,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         negative_slope: float = 0.01,
         optimizer: OptimizerCallable = default_optimizer,
         lr_end_factor: float = 0.1,
+        triplet_lr_scale: float = 1.0,
         softmax_epochs: int = 1000,
         triplet_epochs: int = 1000,
         ce_weight: float = 1.0,
@@ -177,6 +180,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def learning_rate(self, base: float) -> float:
         """Linear decay from `base` to `base * lr_end_factor` over the current stage's cap."""
+        if self.stage == "triplet":
+            base = base * self.hparams.triplet_lr_scale
         span = max(self.stage_cap() - 1, 1)
         progress = min(self.epochs_in_stage / span, 1.0)
         return base * (1 + (self.hparams.lr_end_factor - 1) * progress)

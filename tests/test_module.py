@@ -110,6 +110,17 @@ def test_learning_rate_decays_linearly_within_each_stage() -> None:
     assert module.trainer.should_stop
 
 
+def test_triplet_stage_can_start_from_a_lower_rate() -> None:
+    module = stage_module(softmax_epochs=2, triplet_epochs=5)
+    module.hparams.triplet_lr_scale = 0.2
+    module.trainer.current_epoch = 1
+    module.end_stage()
+    module.trainer.current_epoch = 2
+    assert module.learning_rate(0.05) == pytest.approx(0.01)
+    module.trainer.current_epoch = 6
+    assert module.learning_rate(0.05) == pytest.approx(0.001)
+
+
 def test_softmax_only_training_stops_after_stage_one() -> None:
     module = stage_module(softmax_epochs=3, triplet_epochs=0)
     module.end_stage()
