@@ -8,6 +8,7 @@ done beyond indexing.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -16,6 +17,8 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch.utils.data import Dataset, IterableDataset, Sampler
 
 SamplingMode = Literal["random", "m_per_class"]
+
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
 def gather_windows(
@@ -85,7 +88,11 @@ class UtteranceDataset(Dataset):
 
 
 class BatchList(IterableDataset):
-    """Yields `dataset[batch]` for a fixed list of index batches (evaluation order)."""
+    """Yields `dataset[batch]` for a fixed list of index batches (evaluation order).
+
+    Its length is exact (batches are fixed and loaded in the main process), so Lightning's
+    warning about `__len__` of iterable datasets under multi-process loading does not apply.
+    """
 
     def __init__(self, dataset: Dataset, batches: list[list[int]]) -> None:
         self.dataset, self.batches = dataset, batches
