@@ -76,6 +76,11 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     assert "holdout" in report
     assert (run_dir / "report" / "angle_matrix.png").exists()
 
+    predicted = run("predict", "--ckpt_path", "best")
+    batches = predicted.trainer.predict_loop.predictions
+    assert sum(len(b["prediction"]) for b in batches) == len(split["test"])
+    assert batches[0]["angles"].shape[1] == 8
+
 
 def test_rerun_into_same_run_dir_does_not_fail(run) -> None:
     run("fit", "--model.softmax_epochs", "1", "--model.triplet_epochs", "0")
