@@ -118,9 +118,9 @@ class EmbeddingReport(pl.Callback):
     # on_*_end, not on_*_epoch_end: callbacks' epoch-end hooks run before the module's, which
     # computes the outputs and metrics reported here.
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        out_dir = self._run_dir(trainer) / self.dirname  # trainer.log_dir: every rank must ask
         if not trainer.is_global_zero or not pl_module.test_outputs:
             return
-        out_dir = self._run_dir(trainer) / self.dirname
         self._write(
             trainer, pl_module, out_dir, pl_module.test_outputs, pl_module.test_results, "test"
         )
@@ -130,10 +130,11 @@ class EmbeddingReport(pl.Callback):
         if trainer.sanity_checking or self.every_n_val_epochs <= 0:
             return
         self._val_count += 1
+        run_dir = self._run_dir(trainer)  # trainer.log_dir: every rank must ask
         if self._val_count % self.every_n_val_epochs or not trainer.is_global_zero:
             return
         pl_module.eval()
         outputs = pl_module.embed_batches(trainer.datamodule.iter_part("val", pl_module.device))
-        out_dir = self._run_dir(trainer) / f"{self.dirname}_val" / f"epoch_{trainer.current_epoch}"
+        out_dir = run_dir / f"{self.dirname}_val" / f"epoch_{trainer.current_epoch}"
         metrics = getattr(pl_module, "validation_results", {})
         self._write(trainer, pl_module, out_dir, outputs, metrics, "val")

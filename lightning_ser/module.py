@@ -221,9 +221,20 @@ class EmotionEmbeddingModule(pl.LightningModule):
             with torch.no_grad():
                 triplet = self.triplet(emb, labels)
             loss = ce
-        self.log("train/ce", ce, on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log("train/triplet", triplet, on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log(
+            "train/ce", ce, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
+        )
+        self.log(
+            "train/triplet",
+            triplet,
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch_size,
+            sync_dist=True,
+        )
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
+        )
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -200,9 +200,11 @@ class EmotionDataModule(pl.LightningDataModule):
 
     def _save_split(self) -> None:
         trainer = getattr(self, "trainer", None)
-        if trainer is None or not trainer.is_global_zero:
+        if trainer is None:
             return
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank
+        if not trainer.is_global_zero:
+            return
         self.split.to_json(run_dir / "split.json", self.table.paths, self.groups)
 
     def train_dataloader(self) -> DataLoader:
