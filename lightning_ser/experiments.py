@@ -162,7 +162,7 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
         print(f"[cv] fold {fold}: least-angle WA {_pct(wa)}%", flush=True)
     summary = summarise(results)
     rows = [{"fold": r["fold"], **r["metrics"], "epochs": r["epochs"]} for r in results]
-    write_table(rows, ["fold", *HEADLINE, "least_angle/macro_f1", "epochs"], out / "folds.csv")
+    write_table(rows, ["fold", *HEADLINE, "epochs"], out / "folds.csv")
     lines = [
         f"# {datamodule.corpus}: {protocol}, {len(results)} fold(s)",
         "",
