@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,3 +82,30 @@ def finish(utterances: Iterable[Utterance], bad: BadFiles, root: Path) -> list[U
     if not table:
         raise CorpusError(f"{bad.corpus}: no usable utterances found under {root}")
     return table
+
+
+def load_named_files(
+    root: str | Path,
+    corpus: str,
+    parse_name: Callable[[str], dict[str, Any]],
+    speaker_of: Callable[[dict[str, Any]], str],
+    on_bad_file: OnBadFile = "error",
+    keep: Callable[[dict[str, Any]], bool] = lambda meta: True,
+) -> list[Utterance]:
+    """Utterances of a corpus whose file names encode everything (RAVDESS, EMO-DB, TESS, CREMA-D).
+
+    `parse_name(stem)` returns the metadata (with an "emotion" key) or raises ValueError naming the
+    bad field; `speaker_of(meta)` gives the speaker; `keep(meta)` filters (e.g. speech only).
+    """
+    folder = require_dir(root, corpus)
+    bad = BadFiles(on_bad_file, corpus)
+    rows = []
+    for path in audio_files(folder):
+        try:
+            meta = parse_name(path.stem)
+        except ValueError as err:
+            bad(path, str(err))
+            continue
+        if keep(meta):
+            rows.append(Utterance(str(path), meta["emotion"], speaker_of(meta), meta))
+    return finish(rows, bad, folder)

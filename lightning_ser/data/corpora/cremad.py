@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import Path
 
-from .base import BadFiles, OnBadFile, Utterance, audio_files, finish, require_dir
+from .base import OnBadFile, Utterance, load_named_files
 
 EMOTIONS = {
     "ANG": "anger",
@@ -57,14 +58,4 @@ def parse_name(stem: str) -> dict[str, str]:
 
 def load_cremad(root: str | Path, on_bad_file: OnBadFile = "error") -> list[Utterance]:
     """Utterances of a CREMA-D folder (`AudioWAV/*.wav` or audio anywhere below `root`)."""
-    root = require_dir(root, "CREMA-D")
-    bad = BadFiles(on_bad_file, "CREMA-D")
-    rows = []
-    for path in audio_files(root):
-        try:
-            meta = parse_name(path.stem)
-        except ValueError as err:
-            bad(path, str(err))
-            continue
-        rows.append(Utterance(str(path), meta["emotion"], meta["actor"], meta))
-    return finish(rows, bad, root)
+    return load_named_files(root, "CREMA-D", parse_name, itemgetter("actor"), on_bad_file)

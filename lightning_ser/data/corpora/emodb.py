@@ -7,9 +7,10 @@ version letter; the files usually sit in `root/wav/`, but any layout below `root
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from pathlib import Path
 
-from .base import BadFiles, OnBadFile, Utterance, audio_files, finish, require_dir
+from .base import OnBadFile, Utterance, load_named_files
 
 EMOTIONS = {
     "W": "anger",  # Ärger / Wut
@@ -52,14 +53,4 @@ def parse_name(stem: str) -> dict[str, str]:
 
 def load_emodb(root: str | Path, on_bad_file: OnBadFile = "error") -> list[Utterance]:
     """Utterances of an EMO-DB folder (`root/wav/*.wav`, or audio anywhere below `root`)."""
-    root = require_dir(root, "EMO-DB")
-    bad = BadFiles(on_bad_file, "EMO-DB")
-    rows = []
-    for path in audio_files(root):
-        try:
-            meta = parse_name(path.stem)
-        except ValueError as err:
-            bad(path, str(err))
-            continue
-        rows.append(Utterance(str(path), meta["emotion"], meta["speaker"], meta))
-    return finish(rows, bad, root)
+    return load_named_files(root, "EMO-DB", parse_name, itemgetter("speaker"), on_bad_file)

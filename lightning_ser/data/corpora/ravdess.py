@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from .base import BadFiles, CorpusError, OnBadFile, Utterance, audio_files, finish, require_dir
+from .base import CorpusError, OnBadFile, Utterance, load_named_files
 
 EMOTIONS = {
     "01": "neutral",
@@ -65,16 +65,11 @@ def load_ravdess(
         raise CorpusError(
             f"RAVDESS: vocal_channel must be speech, song or both, got {vocal_channel!r}"
         )
-    root = require_dir(root, "RAVDESS")
-    bad = BadFiles(on_bad_file, "RAVDESS")
-    rows = []
-    for path in audio_files(root):
-        try:
-            meta = parse_name(path.stem)
-        except ValueError as err:
-            bad(path, str(err))
-            continue
-        if vocal_channel != "both" and meta["vocal_channel"] != vocal_channel:
-            continue
-        rows.append(Utterance(str(path), meta["emotion"], f"actor{meta['actor']}", meta))
-    return finish(rows, bad, root)
+    return load_named_files(
+        root,
+        "RAVDESS",
+        parse_name,
+        lambda meta: f"actor{meta['actor']}",
+        on_bad_file,
+        keep=lambda meta: vocal_channel in ("both", meta["vocal_channel"]),
+    )

@@ -7,9 +7,10 @@ normalised: `OA` -> `OAF`, emotion lower-cased, `ps` -> `pleasant_surprise`.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import Path
 
-from .base import BadFiles, OnBadFile, Utterance, audio_files, finish, require_dir
+from .base import OnBadFile, Utterance, load_named_files
 
 CLASS_NAMES = ["angry", "disgust", "fear", "happy", "neutral", "pleasant_surprise", "sad"]
 #: Emotion spellings found in file names, mapped to the class names.
@@ -42,14 +43,4 @@ def parse_name(stem: str) -> dict[str, str]:
 
 def load_tess(root: str | Path, on_bad_file: OnBadFile = "error") -> list[Utterance]:
     """Utterances of a TESS folder (audio anywhere below `root`)."""
-    root = require_dir(root, "TESS")
-    bad = BadFiles(on_bad_file, "TESS")
-    rows = []
-    for path in audio_files(root):
-        try:
-            meta = parse_name(path.stem)
-        except ValueError as err:
-            bad(path, str(err))
-            continue
-        rows.append(Utterance(str(path), meta["emotion"], meta["speaker"], meta))
-    return finish(rows, bad, root)
+    return load_named_files(root, "TESS", parse_name, itemgetter("speaker"), on_bad_file)
