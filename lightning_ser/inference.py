@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .data.batching import length_buckets
 from .data.corpora.base import AUDIO_EXTENSIONS
 from .data.features import AudioError, FeatureConfig, FeatureExtractor, read_audio
 from .embeddings import cosine_to_classes, least_angle_predict
@@ -359,23 +360,10 @@ def _duration(path: str | Path) -> float | None:
 
 
 def _length_batches(lengths: Sequence[int], batch_frames: int) -> list[list[int]]:
-    """Group indices by length so that each group's size x longest length <= batch_frames.
-
-    Sorting by length keeps padding small; an utterance longer than `batch_frames` is alone.
-    """
+    """Group indices by length so that each group's size x longest length <= batch_frames."""
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in order:  # ascending, so the newest member is the longest
-        if current and (len(current) + 1) * lengths[i] > batch_frames:
-            groups.append(current)
-            current = []
-        current.append(i)
-    if current:
-        groups.append(current)
-    return groups
+    return length_buckets(range(len(lengths)), torch.as_tensor(list(lengths)), batch_frames)
 
 
 # ---------------------------------------------------------------------------- loading

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import torch
-from pytorch_metric_learning.samplers import MPerClassSampler
 from torch.utils.data import Dataset, IterableDataset, Sampler
 
 SamplingMode = Literal["random", "m_per_class"]
@@ -143,6 +142,10 @@ class TrainBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         total = self.num_batches * self.batch_size
         if self.mode == "m_per_class":
+            # imported here: pytorch-metric-learning takes seconds to import, and inference
+            # (which shares this module's length_buckets) never needs it
+            from pytorch_metric_learning.samplers import MPerClassSampler
+
             classes = len(torch.unique(self.labels))
             m = self.m_per_class
             size = min(self.batch_size // m * m, classes * m)
