@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +58,8 @@ def download_command(argv: list[str]) -> Any:
 
 
 def _lazy(module: str, name: str) -> Callable[[list[str]], Any]:
+    """A command imported only when it runs (keeps `lightning-ser predict` startup short)."""
+
     def run(argv: list[str]) -> Any:
         import importlib
 
@@ -77,7 +78,3 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "sweep": _lazy(".experiments", "sweep_command"),
     "experiment": _lazy(".experiments", "experiment_command"),
 }
-
-
-if __name__ == "__main__":
-    COMMANDS[sys.argv[1]](sys.argv[2:])
