@@ -28,7 +28,8 @@ from .features import AudioError, FeatureConfig, FeatureExtractor
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# 2: features from lightning_ser.data.dsp (same numbers as torchaudio's to float32 rounding).
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -119,7 +120,7 @@ def extract_all(
     else:
         # fork: workers inherit the imported torch instead of paying seconds to import it again.
         ctx = multiprocessing.get_context("fork")
-        chunk = max(1, len(paths) // (workers * 16))
+        chunk = max(1, len(paths) // (workers * 64))  # small: idle workers at the end cost more
         with ProcessPoolExecutor(
             workers, ctx, initializer=_init_worker, initargs=(config,)
         ) as pool:

@@ -1,6 +1,7 @@
 """Audio to frame features: decode, downmix, resample, trim silence, MFCC (or log-mel) + deltas.
 
-Everything here is plain torch/torchaudio and works on one utterance at a time, so the feature
+Everything here is torch/torchaudio (through `dsp`, which computes torchaudio's resampling, MFCC
+and deltas with faster CPU layouts) and works on one utterance at a time, so the feature
 cache (many files, in parallel) and Phase III inference (a user's new clips) share one code path.
 """
 
@@ -9,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
+
+from lightning_ser.data import dsp
 
 
 class AudioError(ValueError):
@@ -43,7 +44,7 @@ class FeatureConfig:
         f_min: lowest filterbank frequency (Hz).
         f_max: highest filterbank frequency (Hz); None means sample_rate / 2.
         deltas: 0, 1 or 2 orders of time derivatives appended (the paper: 2, i.e. 39 values).
-        delta_window: frames used by each delta (torchaudio.functional.compute_deltas, odd >= 3).
+        delta_window: frames used by each delta (as torchaudio.functional.compute_deltas, odd >= 3).
         trim: cut leading and trailing silence (the paper trims silence when it builds its cache).
         trim_top_db: a frame is silence when its energy is this many dB below the loudest frame.
         silence_floor_db: a file whose peak is below this level (dBFS) is all silence: an error.
@@ -132,10 +133,15 @@ class FeatureExtractor:
     def __init__(self, config: FeatureConfig | None = None) -> None:
         self.config = config or FeatureConfig()
 
-    @cached_property
-    def _transform(self) -> torch.nn.Module:
+    def resample(self, wave: torch.Tensor, rate: int) -> torch.Tensor:
+        """Resample a mono waveform to the configured rate (torchaudio's sinc filter)."""
+        return dsp.resample(wave, rate, self.config.sample_rate)
+
+    def coefficients(self, wave: torch.Tensor) -> torch.Tensor:
+        """MFCC or log-mel of a waveform at the configured rate, [frames, coefficients]."""
         c = self.config
-        melkwargs = {
+        spectrum = {
+            "sample_rate": c.sample_rate,
             "n_fft": c.n_fft,
             "win_length": c.win_length,
             "hop_length": c.hop_length,
@@ -144,17 +150,8 @@ class FeatureExtractor:
             "f_max": c.f_max,
         }
         if c.kind == "mfcc":
-            return torchaudio.transforms.MFCC(c.sample_rate, n_mfcc=c.n_mfcc, melkwargs=melkwargs)
-        return torch.nn.Sequential(
-            torchaudio.transforms.MelSpectrogram(c.sample_rate, **melkwargs),
-            torchaudio.transforms.AmplitudeToDB("power", top_db=80.0),
-        )
-
-    def resample(self, wave: torch.Tensor, rate: int) -> torch.Tensor:
-        """Resample a mono waveform to the configured rate."""
-        if rate == self.config.sample_rate:
-            return wave
-        return torchaudio.functional.resample(wave, rate, self.config.sample_rate)
+            return dsp.mfcc(wave, n_mfcc=c.n_mfcc, **spectrum)
+        return dsp.log_mel(wave, **spectrum)
 
     def trim(self, wave: torch.Tensor, rate: int | None = None) -> torch.Tensor:
         """Cut leading and trailing frames quieter than `trim_top_db` below the loudest frame.
@@ -168,19 +165,21 @@ class FeatureExtractor:
         frame, hop = round(rate * c.win_ms / 1000), round(rate * c.hop_ms / 1000)
         if wave.numel() <= frame:
             return wave
-        power = wave.unfold(0, frame, hop).pow(2).mean(dim=1)
-        db = 10 * torch.log10(power.clamp_min(1e-20))
-        voiced = torch.nonzero(db > db.max() - c.trim_top_db).flatten()
-        start = int(voiced[0]) * hop
-        stop = min(wave.numel(), int(voiced[-1]) * hop + frame)
-        return wave[start:stop]
+        # dB above the loudest frame minus top_db, compared as powers (log10 is monotonic)
+        power = dsp.frame_power(wave, frame, hop).clamp_min_(1e-20)
+        voiced = torch.nonzero(power > power.max() * 10 ** (-c.trim_top_db / 10))
+        first, last = voiced[[0, -1], 0].tolist()
+        return wave[first * hop : min(wave.numel(), last * hop + frame)]
 
     def from_waveform(
         self, wave: torch.Tensor, rate: int, name: str = "<waveform>"
     ) -> torch.Tensor:
         """Features [frames, n_features] (float32) of a mono waveform sampled at `rate`."""
         c = self.config
-        peak = float(wave.abs().max()) if wave.numel() else 0.0
+        peak = 0.0
+        if wave.numel():
+            low, high = torch.aminmax(wave)  # one pass, no |wave| copy
+            peak = max(-float(low), float(high))
         if peak <= 10 ** (c.silence_floor_db / 20):
             raise AudioError(name, f"audio is silent (peak below {c.silence_floor_db} dBFS)")
         if c.trim:  # before resampling: RAVDESS clips are about 40% silence, not worth resampling
@@ -189,11 +188,10 @@ class FeatureExtractor:
         if wave.numel() <= c.n_fft // 2:  # the STFT's reflect padding needs more: pad with zeros
             wave = torch.nn.functional.pad(wave, (0, c.n_fft // 2 + 1 - wave.numel()))
         with torch.no_grad():
-            base = self._transform(wave)  # [coefficients, frames]
-            parts = [base]
+            parts = [self.coefficients(wave)]
             for _ in range(c.deltas):
-                parts.append(torchaudio.functional.compute_deltas(parts[-1], c.delta_window))
-            return torch.cat(parts, dim=0).T.contiguous()
+                parts.append(dsp.deltas(parts[-1], c.delta_window))
+            return torch.cat(parts, dim=1)
 
     def from_file(self, path: str | Path) -> torch.Tensor:
         """Features [frames, n_features] of an audio file; AudioError names the file on failure."""
