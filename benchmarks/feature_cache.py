@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import soundfile as sf
@@ -23,7 +25,7 @@ import torch
 
 from lightning_ser.data.cache import load_or_build
 from lightning_ser.data.corpora import load_corpus
-from lightning_ser.data.features import FeatureConfig
+from lightning_ser.data.features import FeatureConfig, FeatureExtractor, read_audio
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -42,11 +44,44 @@ def librosa_pipeline(paths: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def _decode(path: str) -> int:
+    return len(sf.read(path, dtype="float32")[0])
+
+
+def decode_in_parallel(paths: list[str]) -> float:
+    """Seconds to decode every file with the cache build's parallelism: the floor for a build."""
+    start = time.perf_counter()
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(os.cpu_count(), ctx) as pool:
+        list(pool.map(_decode, paths, chunksize=max(1, len(paths) // 128)))
+    return time.perf_counter() - start
+
+
+def per_file_costs(paths: list[str], config: FeatureConfig) -> dict[str, float]:
+    """Milliseconds per file in one process, one thread: decoding, and features after decoding."""
+    torch.set_num_threads(1)
+    extractor = FeatureExtractor(config)
+    start = time.perf_counter()
+    for p in paths:
+        read_audio(p)
+    decode = time.perf_counter() - start
+    start = time.perf_counter()
+    for p in paths:
+        extractor.from_file(p)
+    total = time.perf_counter() - start
+    return {
+        "files": len(paths),
+        "decode_ms": round(1000 * decode / len(paths), 2),
+        "features_after_decode_ms": round(1000 * (total - decode) / len(paths), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", default=str(Path(__file__).parents[1] / "../shared/data/ravdess"))
     parser.add_argument("--librosa-files", type=int, default=1440, help="0 skips librosa")
     parser.add_argument("--repeats", type=int, default=3, help="cache builds to time (best kept)")
+    parser.add_argument("--profile-files", type=int, default=360, help="files for per-file costs")
     ns = parser.parse_args()
     paths = [u.path for u in load_corpus("ravdess", ns.root)]
     config = FeatureConfig()
@@ -55,6 +90,8 @@ def main() -> None:
     for p in paths:
         sf.read(p, dtype="float32")
     decode_1core = time.perf_counter() - start
+    decode_all_cores = decode_in_parallel(paths)
+    per_file = per_file_costs(paths[:: max(1, len(paths) // ns.profile_files)], config)
 
     builds = []
     for _ in range(ns.repeats):
@@ -79,6 +116,8 @@ def main() -> None:
         "files": len(paths),
         "frames": int(table.frames.shape[0]),
         "decode_only_1_process_s": round(decode_1core, 3),
+        "decode_only_all_cores_s": round(decode_all_cores, 3),
+        "per_file_1_process": per_file,
         "cache_build_s": round(min(builds), 3),
         "cache_build_all_s": [round(b, 3) for b in builds],
         "cache_reload_s": round(min(reload_times), 4),
@@ -95,6 +134,7 @@ def main() -> None:
     (RESULTS / "feature_cache.json").write_text(json.dumps(result, indent=1))
     rows = [
         ("decode only (soundfile, 1 process)", f"{result['decode_only_1_process_s']} s", ""),
+        ("decode only (soundfile, all cores)", f"{result['decode_only_all_cores_s']} s", ""),
         (
             "lightning-ser cache build (all cores)",
             f"{result['cache_build_s']} s",
@@ -113,6 +153,11 @@ def main() -> None:
     md = ["| step | time | throughput |", "|---|---|---|"] + [
         f"| {a} | {b} | {c} |" for a, b, c in rows
     ]
+    md.append(
+        f"\nPer file, one process, one thread ({per_file['files']} files): decoding "
+        f"{per_file['decode_ms']} ms, features after decoding "
+        f"{per_file['features_after_decode_ms']} ms."
+    )
     if librosa_s:
         md.append(f"\nSpeed-up of the cache build over librosa: {result['speedup_vs_librosa']}x")
     (RESULTS / "feature_cache.md").write_text("\n".join(md) + "\n")

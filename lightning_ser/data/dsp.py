@@ -140,5 +140,6 @@ def frame_power(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     if block == 1:
         return wave.unfold(0, frame, hop).pow(2).mean(dim=1)
     n = (wave.numel() - frame) // hop + 1
-    sums = wave[: (n - 1) * hop + frame].reshape(-1, block).square().sum(1)
+    blocks = wave[: (n - 1) * hop + frame].reshape(-1, block)
+    sums = torch.linalg.vector_norm(blocks, dim=1).square()  # no squared copy of the wave
     return sums.unfold(0, frame // block, hop // block).sum(1) / frame

@@ -118,13 +118,13 @@ class FeatureConfig:
 def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     """Decode any file soundfile reads (format from its header) to a mono float32 waveform."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(str(path), dtype="float32")  # 1-D for mono, [samples, channels]
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(path, f"cannot decode audio ({err})") from err
     if data.shape[0] == 0:
         raise AudioError(path, "audio file is empty (0 samples)")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return torch.from_numpy(np.ascontiguousarray(mono)), int(rate)
+    mono = data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data
+    return torch.from_numpy(mono), int(rate)
 
 
 class FeatureExtractor:
