@@ -17,13 +17,23 @@ def is_lightning_predict(argv: list[str]) -> bool:
 
 
 def cache_command(argv: list[str]) -> dict[str, Any]:
-    """`cache -c CONFIG [--data.root DIR] [--json]`: build or load the cache, summarise it."""
+    """`cache -c CONFIG [--data.root DIR] [--json] [--prune]`: build or load the cache, summarise.
+
+    `--prune` deletes this corpus's cache files for other settings or file lists.
+    """
     from .cli import lightning_main
 
-    as_json = "--json" in argv
-    rest = [a for a in argv if a != "--json"]
+    as_json, prune = "--json" in argv, "--prune" in argv
+    rest = [a for a in argv if a not in ("--json", "--prune")]
     cli = lightning_main([*rest, "--trainer.logger", "false"], run=False)
+    if prune:
+        removed = cli.datamodule.stale_caches()
+        for path in removed:
+            path.unlink(missing_ok=True)
+            log.info("removed stale cache %s", path)
     summary = cli.datamodule.summary()
+    if prune:
+        summary["pruned"] = [str(p) for p in removed]
     if as_json:
         print(json.dumps(summary))
     else:
@@ -31,6 +41,8 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
         for key, value in summary.items():
             if key == "emotions":
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
+            elif key == "pruned":
+                value = f"{len(value)} file(s)"
             print(f"{key:<{width}}  {value}")
     return summary
 

@@ -143,6 +143,28 @@ def test_a_missing_file_is_named(clips, cache_dir, tmp_path):
         build([*clips, missing], cache_dir)
 
 
+def test_skip_also_skips_a_file_that_vanished_after_listing(clips, cache_dir, tmp_path):
+    missing = str(tmp_path / "gone.wav")
+    table, _ = build([*clips, missing], cache_dir, on_bad_file="skip")
+    assert table.paths == clips and [p for p, _ in table.failures] == [missing]
+
+
+# --- stale caches ----------------------------------------------------------------------------
+
+
+def test_stale_caches_are_this_names_other_settings_and_old_temporary_files(clips, cache_dir):
+    _, old = build(clips, cache_dir, FeatureConfig(n_mfcc=20))
+    _, current = build(clips, cache_dir)
+    other_corpus = cache_dir / ("clips-more-" + "0" * 20 + ".pt")  # a longer name, same prefix
+    other_corpus.write_bytes(b"x")
+    fresh_tmp = cache_dir / f"{current.path.name}.abc.tmp"  # a build running right now
+    fresh_tmp.write_bytes(b"x")
+    old_tmp = cache_dir / f"{old.path.name}.def.tmp"  # left by a killed build
+    old_tmp.write_bytes(b"x")
+    os.utime(old_tmp, (0, 0))
+    assert cache.stale_caches(cache_dir, "clips", current.path) == sorted([old.path, old_tmp])
+
+
 # --- damaged cache files --------------------------------------------------------------------------
 
 

@@ -124,6 +124,22 @@ def test_unknown_setting_is_a_clear_error(run, capsys: pytest.CaptureFixture[str
     assert "miner" in capsys.readouterr().err
 
 
+def test_cache_prune_deletes_caches_of_old_settings_only(
+    run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("cache", "--json")
+    current = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cache"])
+    name = current.name[: -len("-0123456789abcdef0123.pt")]
+    stale = current.with_name(f"{name}-{'ab' * 10}.pt")  # as left by another n_mfcc, say
+    stale.write_bytes(b"x" * 2048)
+    run("cache", "--json")
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stale_caches"] == 1
+    run("cache", "--json", "--prune")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["pruned"] == [str(stale)] and summary["stale_caches"] == 0
+    assert not stale.exists() and current.exists()
+
+
 def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[str]) -> None:
     run("cache", "--json")
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

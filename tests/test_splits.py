@@ -138,6 +138,8 @@ def test_groups_can_be_sessions_or_any_strings():
         ({"protocol": "kfold", "fold": 10}, "data.fold"),
         ({"protocol": "kfold", "fold": -1}, "data.fold"),
         ({"protocol": "loso", "fold": 12}, "data.fold"),
+        ({"protocol": "holdout", "fold": 3}, "data.fold"),
+        ({"protocol": "speaker_holdout", "fold": 1}, "data.fold"),
         ({"protocol": "kfold", "n_folds": 1}, "data.n_folds"),
         ({"protocol": "speaker_kfold", "n_folds": 13}, "data.n_folds"),
         ({"protocol": "holdout", "test_size": 0.0}, "data.test_size"),

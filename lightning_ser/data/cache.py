@@ -12,6 +12,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -61,24 +62,56 @@ class FeatureTable:
         return self.frames[self.offsets[i] : self.offsets[i + 1]]
 
 
-def file_stamps(paths: Sequence[str]) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) per file: the identity that invalidates the cache when it changes."""
+def file_stamps(
+    paths: Sequence[str], on_bad_file: OnBadFile = "error"
+) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) per file: the identity that invalidates the cache when it changes.
+
+    A file that cannot be stat'ed is an AudioError, or with on_bad_file="skip" it is stamped
+    (path, -1, -1) and fails (and is skipped) at extraction like any unreadable file.
+    """
     stamps = []
     for p in paths:
         try:
             st = os.stat(p)
         except OSError as err:
-            raise AudioError(p, f"cannot read file ({err.strerror})") from err
+            if on_bad_file == "error":
+                raise AudioError(p, f"cannot read file ({err.strerror})") from err
+            stamps.append((str(p), -1, -1))
+            continue
         stamps.append((str(p), st.st_size, st.st_mtime_ns))
     return stamps
 
 
-def cache_key(paths: Sequence[str], config: FeatureConfig) -> str:
+def cache_key(
+    paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFile = "error"
+) -> str:
     """Hash of the cache version, the feature configuration and every file's stamp."""
     h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
-    for path, size, mtime in file_stamps(paths):
+    for path, size, mtime in file_stamps(paths, on_bad_file):
         h.update(f"\0{path}\0{size}\0{mtime}".encode())
     return h.hexdigest()[:20]
+
+
+def stale_caches(
+    cache_dir: str | Path, name: str, current: Path, min_tmp_age_s: float = 3600.0
+) -> list[Path]:
+    """Cache files of `name` other than `current`, and interrupted builds' temporary files.
+
+    Every change of a setting or of a file leaves the previous cache behind (it stays valid for
+    those inputs); these are what `lightning-ser cache --prune` deletes. Temporary files count
+    only when older than `min_tmp_age_s`, so a build running elsewhere keeps its own.
+    """
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{20}}\.pt(\..+\.tmp)?")
+    now = time.time()
+    found = []
+    for path in sorted(Path(cache_dir).glob(f"{name}-*")):
+        if path == current or not pattern.fullmatch(path.name) or not path.is_file():
+            continue
+        if path.suffix == ".tmp" and now - path.stat().st_mtime < min_tmp_age_s:
+            continue
+        found.append(path)
+    return found
 
 
 _worker_extractor: FeatureExtractor | None = None
@@ -218,7 +251,7 @@ def load_or_build(
     """Load the cache for these files and settings; build and save it when missing or stale."""
     start = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    path = cache_dir / f"{name}-{cache_key(paths, config)}.pt"
+    path = cache_dir / f"{name}-{cache_key(paths, config, on_bad_file)}.pt"
     if path.exists():
         try:
             table = load_table(path, config)

@@ -22,7 +22,7 @@ from .batching import (
     gather_windows,
     length_buckets,
 )
-from .cache import CacheInfo, FeatureTable, load_or_build
+from .cache import CacheInfo, FeatureTable, load_or_build, stale_caches
 from .corpora import Utterance, class_names_for, load_corpus
 from .corpora.base import OnBadFile
 from .features import FeatureConfig
@@ -155,16 +155,27 @@ class EmotionDataModule(pl.LightningDataModule):
         """Build the feature cache once (rank 0 only under DDP)."""
         self.load_features()
 
+    @property
+    def cache_name(self) -> str:
+        """Prefix of this corpus's cache files: `<corpus>-<root folder name>`."""
+        return f"{self.corpus}-{Path(self.root).name}"
+
+    def stale_caches(self) -> list[Path]:
+        """This corpus's cache files for other settings or file lists (see `cache --prune`)."""
+        self.load_features()
+        assert self.cache_info is not None
+        current = self.cache_info.path
+        return stale_caches(current.parent, self.cache_name, current)
+
     def load_features(self) -> FeatureTable:
         """Load (or build) the feature cache and align the utterance table with it."""
         if self.table is None:
             paths = [u.path for u in self.utterances]
-            name = f"{self.corpus}-{Path(self.root).name}"
             self.table, self.cache_info = load_or_build(
                 paths,
                 self.features,
                 self.cache_dir,
-                name,
+                self.cache_name,
                 self.workers,
                 self.progress,
                 self.on_bad_file,
@@ -301,6 +312,7 @@ class EmotionDataModule(pl.LightningDataModule):
     def summary(self) -> dict[str, Any]:
         """What the cache holds: utterances, speakers, counts per emotion, frames, path, seconds."""
         table = self.load_features()
+        stale = self.stale_caches()
         counts = {c: 0 for c in self.class_names}
         for u in self.utterances:
             counts[u.label] += 1
@@ -316,4 +328,6 @@ class EmotionDataModule(pl.LightningDataModule):
             "cache": str(self.cache_info.path),
             "built": self.cache_info.built,
             "seconds": round(self.cache_info.seconds, 3),
+            "stale_caches": len(stale),
+            "stale_cache_mb": round(sum(p.stat().st_size for p in stale) / 2**20, 1),
         }

@@ -113,6 +113,11 @@ def make_split(
     folds = num_folds(protocol, groups, n_folds)
     if folds > 1 and not 0 <= fold < folds:
         raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} for protocol {protocol}")
+    if folds == 1 and fold != 0:
+        raise ValueError(
+            f"data.fold={fold} means nothing for protocol {protocol} (one split); "
+            "change data.seed for another draw, or use a k-fold protocol"
+        )
     if protocol == "holdout":
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         try:
