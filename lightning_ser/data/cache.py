@@ -83,9 +83,7 @@ def file_stamps(
     return stamps
 
 
-def cache_key(
-    paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFile = "error"
-) -> str:
+def cache_key(paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFile = "error") -> str:
     """Hash of the cache version, the feature configuration and every file's stamp."""
     h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
     for path, size, mtime in file_stamps(paths, on_bad_file):
