@@ -4,6 +4,7 @@ m-per-class batches, training-only normalisation and files without usable audio.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from collections import Counter
@@ -23,7 +24,7 @@ from lightning_ser.data.batching import (
 )
 from lightning_ser.data.corpora.ravdess import CLASS_NAMES
 from lightning_ser.data.datamodule import EmotionDataModule
-from lightning_ser.data.features import AudioError, FeatureExtractor
+from lightning_ser.data.features import AudioError, FeatureConfig, FeatureExtractor
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +221,15 @@ def test_summary_counts_the_corpus(tiny_ravdess, module_cache):
     assert summary["features_per_frame"] == 39 and summary["skipped_files"] == 0
     assert Path(summary["cache"]).is_file() and Path(summary["cache"]).parent == module_cache
     assert summary["built"] is False and summary["seconds"] >= 0
+
+
+def test_a_new_cache_points_at_older_ones_of_the_same_corpus(tiny_ravdess, tmp_path, caplog):
+    make_dm(tiny_ravdess, tmp_path, features=FeatureConfig(deltas=0)).prepare_data()
+    dm = make_dm(tiny_ravdess, tmp_path, features=FeatureConfig(deltas=1))
+    with caplog.at_level(logging.INFO, logger="lightning_ser.data.datamodule"):
+        dm.prepare_data()
+    assert "1 older feature cache file(s)" in caplog.text and "--prune" in caplog.text
+    assert dm.summary()["stale_caches"] == 1
 
 
 def test_the_tiny_corpus_is_learnable_across_speakers(tiny_ravdess, module_cache):

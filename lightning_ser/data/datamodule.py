@@ -183,6 +183,14 @@ class EmotionDataModule(pl.LightningDataModule):
             if len(self.table) != len(paths):
                 kept = set(self.table.paths)
                 self.__dict__["utterances"] = [u for u in self.utterances if u.path in kept]
+            if self.cache_info.built and (stale := self.stale_caches()):
+                log.info(
+                    "%d older feature cache file(s) of %s remain in %s; "
+                    "`lightning-ser cache -c CONFIG --prune` deletes them",
+                    len(stale),
+                    self.cache_name,
+                    self.cache_info.path.parent,
+                )
         return self.table
 
     def setup(self, stage: str | None = None) -> None:
