@@ -108,6 +108,7 @@ def main() -> None:
     librosa_s = librosa_pipeline(paths[:n_lib]) if n_lib else None
 
     result = {
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),

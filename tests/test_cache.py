@@ -149,6 +149,53 @@ def test_skip_also_skips_a_file_that_vanished_after_listing(clips, cache_dir, tm
     assert table.paths == clips and [p for p, _ in table.failures] == [missing]
 
 
+# --- reusing an older cache of the same files ---------------------------------------------------
+
+
+def count_decoding(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the files the cache decodes (serial builds call cache._extract per file)."""
+    decoded: list[str] = []
+    extract = cache._extract
+
+    def counting(path, extractor=None):
+        decoded.append(path)
+        return extract(path, extractor)
+
+    monkeypatch.setattr(cache, "_extract", counting)
+    return decoded
+
+
+def test_adding_a_file_decodes_only_that_file(clips, cache_dir, tmp_path, monkeypatch):
+    build(clips[:-1], cache_dir)
+    decoded = count_decoding(monkeypatch)
+    table, info = build(clips, cache_dir)
+    assert info.built and decoded == [clips[-1]]
+    fresh, _ = build(clips, tmp_path / "fresh-cache")  # everything decoded: the same table
+    assert_same_table(table, fresh)
+
+
+def test_a_touched_file_is_decoded_again_and_the_others_reused(clips, cache_dir, monkeypatch):
+    build(clips, cache_dir)
+    stat = os.stat(clips[2])
+    os.utime(clips[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    decoded = count_decoding(monkeypatch)
+    assert build(clips, cache_dir)[1].built and decoded == [clips[2]]
+
+
+def test_known_failures_are_reused_too(clips, broken, cache_dir, monkeypatch):
+    build([broken, *clips[:-1]], cache_dir, on_bad_file="skip")
+    decoded = count_decoding(monkeypatch)
+    table, _ = build([broken, *clips], cache_dir, on_bad_file="skip")
+    assert decoded == [clips[-1]] and [p for p, _ in table.failures] == [broken]
+
+
+def test_nothing_is_reused_from_other_settings(clips, cache_dir, monkeypatch):
+    build(clips[:-1], cache_dir, FeatureConfig(n_mfcc=20))
+    decoded = count_decoding(monkeypatch)
+    build(clips, cache_dir)
+    assert decoded == clips
+
+
 # --- stale caches ----------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ class FeatureTable:
     paths: list[str]
     config: FeatureConfig
     failures: list[tuple[str, str]] = field(default_factory=list)
+    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -85,8 +86,12 @@ def file_stamps(
 
 def cache_key(paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFile = "error") -> str:
     """Hash of the cache version, the feature configuration and every file's stamp."""
+    return _key(file_stamps(paths, on_bad_file), config)
+
+
+def _key(stamps: Sequence[tuple[str, int, int]], config: FeatureConfig) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
-    for path, size, mtime in file_stamps(paths, on_bad_file):
+    for path, size, mtime in stamps:
         h.update(f"\0{path}\0{size}\0{mtime}".encode())
     return h.hexdigest()[:20]
 
@@ -137,30 +142,38 @@ def extract_all(
     workers: int | None = None,
     progress: bool = True,
     on_bad_file: OnBadFile = "error",
+    reuse: Mapping[str, np.ndarray | str] | None = None,
 ) -> FeatureTable:
-    """Compute features for every file in parallel over `workers` processes (default: all cores)."""
+    """Compute features for every file in parallel over `workers` processes (default: all cores).
+
+    `reuse` maps paths to results already known (frames, or the reason the file failed), e.g.
+    from an older cache of the same files; those files are not decoded again.
+    """
     paths = [str(p) for p in paths]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
-    bar = tqdm(total=len(paths), desc="features", unit="file", disable=not progress)
-    results: list[np.ndarray | str] = []
+    known = dict(reuse or {})
+    todo = [p for p in paths if p not in known]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    bar = tqdm(total=len(todo), desc="features", unit="file", disable=not progress)
     if workers == 1:  # in this process: leave its torch thread count alone
         extractor = FeatureExtractor(config)
-        for p in paths:
-            results.append(_extract(p, extractor))
+        for p in todo:
+            known[p] = _extract(p, extractor)
             bar.update()
     else:
-        # fork: workers inherit the imported torch instead of paying seconds to import it again.
-        ctx = multiprocessing.get_context("fork")
-        chunk = max(1, len(paths) // (workers * 64))  # small: idle workers at the end cost more
+        # fork where there is one: workers inherit the imported torch instead of importing it again
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        chunk = max(1, len(todo) // (workers * 64))  # small: idle workers at the end cost more
         with ProcessPoolExecutor(
             workers, ctx, initializer=_init_worker, initargs=(config,)
         ) as pool:
-            for result in pool.map(_extract, paths, chunksize=chunk):
-                results.append(result)
+            for p, result in zip(todo, pool.map(_extract, todo, chunksize=chunk), strict=True):
+                known[p] = result
                 bar.update()
     bar.close()
     kept, arrays, failures = [], [], []
-    for path, result in zip(paths, results, strict=True):
+    for path in paths:
+        result = known[path]
         if isinstance(result, str):
             if on_bad_file == "error":
                 raise AudioError(path, f"{result} (set on_bad_file: skip to skip such files)")
@@ -191,6 +204,7 @@ def save_table(table: FeatureTable, path: Path) -> None:
         "paths": table.paths,
         "config": asdict(table.config),
         "failures": [list(f) for f in table.failures],
+        "stamps": {p: list(stamp) for p, stamp in table.stamps.items()},
     }
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -223,9 +237,38 @@ def load_table(path: Path, config: FeatureConfig) -> FeatureTable:
         if not ok:
             raise ValueError("frames and offsets do not agree")
         failures = [tuple(f) for f in payload["failures"]]
-    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        stamps = {p: (int(size), int(mtime)) for p, (size, mtime) in payload["stamps"].items()}
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise ValueError(f"malformed cache file {path}: {err!r}") from err
-    return FeatureTable(frames, offsets, list(paths), config, failures)
+    return FeatureTable(frames, offsets, list(paths), config, failures, stamps)
+
+
+def reusable_results(
+    cache_dir: Path,
+    name: str,
+    current: Path,
+    config: FeatureConfig,
+    stamps: Sequence[tuple[str, int, int]],
+) -> tuple[dict[str, np.ndarray | str], Path | None]:
+    """Results an older cache of `name` with the same settings holds for unchanged files.
+
+    The newest such cache is used; a file counts as unchanged when its path, size and
+    modification time all match. Returns the results by path and the cache they came from.
+    """
+    wanted = {path: (size, mtime) for path, size, mtime in stamps if size >= 0}
+    older = [p for p in stale_caches(cache_dir, name, current) if p.suffix == ".pt"]
+    for candidate in sorted(older, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            old = load_table(candidate, config)
+        except ValueError:  # other settings, another version or damaged: nothing to take
+            continue
+        same = {p for p, stamp in old.stamps.items() if wanted.get(p) == stamp}
+        results: dict[str, np.ndarray | str] = {
+            p: old.utterance(i).numpy() for i, p in enumerate(old.paths) if p in same
+        }
+        results |= {p: reason for p, reason in old.failures if p in same}
+        return results, candidate
+    return {}, None
 
 
 @dataclass
@@ -249,7 +292,8 @@ def load_or_build(
     """Load the cache for these files and settings; build and save it when missing or stale."""
     start = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    path = cache_dir / f"{name}-{cache_key(paths, config, on_bad_file)}.pt"
+    stamps = file_stamps(paths, on_bad_file)
+    path = cache_dir / f"{name}-{_key(stamps, config)}.pt"
     if path.exists():
         try:
             table = load_table(path, config)
@@ -267,6 +311,10 @@ def load_or_build(
             if isinstance(err, AudioError):
                 raise
             log.warning("%s; rebuilding the feature cache", err)
-    table = extract_all(paths, config, workers, progress, on_bad_file)
+    reuse, source = reusable_results(cache_dir, name, path, config, stamps)
+    if reuse:
+        log.info("reusing the features of %d of %d files from %s", len(reuse), len(paths), source)
+    table = extract_all(paths, config, workers, progress, on_bad_file, reuse)
+    table.stamps = {p: (size, mtime) for p, size, mtime in stamps}
     save_table(table, path)
     return table, CacheInfo(path, True, time.perf_counter() - start)
