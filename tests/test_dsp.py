@@ -58,6 +58,7 @@ SPECTRA = [
         "f_min": 60.0,
         "f_max": 3800.0,
     },
+    {"sample_rate": 11025, "n_fft": 256, "win_length": 256, "hop_length": 110, "n_mels": 20},
 ]
 
 

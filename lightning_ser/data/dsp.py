@@ -64,7 +64,11 @@ def _spectral_constants(
     left = (n_fft - win_length) // 2
     window = F.pad(torch.hann_window(win_length), (left, n_fft - win_length - left))
     fbank = torchaudio.functional.melscale_fbanks(
-        n_fft // 2 + 1, f_min, f_max if f_max is not None else sample_rate / 2, n_mels, sample_rate
+        n_fft // 2 + 1,
+        f_min,
+        f_max if f_max is not None else float(sample_rate // 2),
+        n_mels,
+        sample_rate,
     )
     return window, fbank
 
