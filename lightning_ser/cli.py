@@ -30,6 +30,7 @@ class SERCLI(LightningCLI):
             ("data.num_classes", "model.init_args.num_classes"),
             ("data.class_names", "model.init_args.class_names"),
             ("data.n_features", "model.init_args.n_features"),
+            ("data.window_frames", "model.init_args.crop_frames"),
         ):
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.link_arguments(

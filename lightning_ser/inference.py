@@ -43,6 +43,7 @@ from .data.batching import length_buckets
 from .data.corpora.base import AUDIO_EXTENSIONS
 from .data.features import AudioError, FeatureConfig, FeatureExtractor, read_audio
 from .embeddings import cosine_to_classes, least_angle_predict
+from .models.crops import crop_mean
 from .models.embedding_net import EmbeddingNet
 
 __all__ = [
@@ -228,11 +229,19 @@ class EmotionModel:
         valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
         return x * valid[..., None]
 
+    def _embed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        raw = self.net(self.normalise(x, lengths), lengths)
+        return F.normalize(raw.float(), dim=-1), self.head(raw)
+
     @torch.no_grad()
     def forward_frames(
         self, frames_list: Sequence[Tensor], batch_frames: int = DEFAULT_BATCH_FRAMES
     ) -> tuple[Tensor, Tensor]:
-        """Whole utterances [T_i, F] -> (L2-normalised embeddings [N, D], logits [N, C]) on CPU."""
+        """Whole utterances [T_i, F] -> (L2-normalised embeddings [N, D], logits [N, C]) on CPU.
+
+        A checkpoint trained with `model.eval_crops` > 0 embeds the mean over that many windows,
+        exactly as its validation and test did.
+        """
         n = len(frames_list)
         emb = torch.zeros(n, self.embedding_dim)
         logits = torch.zeros(n, len(self.class_names))
@@ -250,9 +259,15 @@ class EmotionModel:
             x = nn.utils.rnn.pad_sequence(
                 [f.to(device=self.device, dtype=torch.float32) for f in batch], batch_first=True
             )
-            raw = self.net(self.normalise(x, lens), lens)
-            emb[idx] = F.normalize(raw.float(), dim=-1).cpu()
-            logits[idx] = self.head(raw).float().cpu()
+            batch_emb, batch_logits = crop_mean(
+                self._embed,
+                x,
+                lens,
+                self.hparams.get("eval_crops", 0),
+                self.hparams.get("crop_frames", 10),
+            )
+            emb[idx] = batch_emb.cpu()
+            logits[idx] = batch_logits.float().cpu()
         return emb, logits
 
     def embed(
@@ -658,6 +673,19 @@ class ExportableEmbedder(nn.Module):
         return F.normalize(raw.float(), dim=-1)
 
 
+def crops_note(hparams: dict[str, Any]) -> str:
+    """How the exported graph relates to the checkpoint's `eval_crops` setting."""
+    crops = int(hparams.get("eval_crops", 0))
+    if not crops:
+        return "none: the model was evaluated on whole utterances, as the graph embeds them"
+    window = int(hparams.get("crop_frames", 10))
+    return (
+        f"the model was evaluated on the mean of {crops} evenly spaced windows of {window} "
+        f"frames (lightning_ser.models.crops); to match, run the graph on those windows, "
+        f"average their embeddings and L2-normalise the mean"
+    )
+
+
 def exportable(model: EmotionModel) -> ExportableEmbedder:
     """The model's exportable embedder (a CPU copy in eval mode)."""
     return ExportableEmbedder(model.net, model.mean, model.std).eval()
@@ -737,9 +765,10 @@ def export_metadata(model: EmotionModel) -> dict[str, Any]:
         "class_embeddings": model.class_embeddings.cpu().tolist(),
         "feature_config": asdict(model.features),
         "feature_front_end": "lightning_ser.data.features.FeatureExtractor (torchaudio MFCC + "
-        "deltas); not part of the exported graph",
+        "deltas, computed by lightning_ser.data.dsp); not part of the exported graph",
         "mean": model.mean.cpu().tolist(),
         "std": model.std.cpu().tolist(),
         "normalisation": "(frames - mean) / std, done inside the exported graph",
+        "crops": crops_note(model.hparams),
         "hparams": {k: v for k, v in model.hparams.items() if not k.startswith("_")},
     }

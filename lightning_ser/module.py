@@ -26,6 +26,7 @@ from torchmetrics.classification import (
 from .embeddings import class_embeddings, least_angle_predict
 from .losses import MinerName, TripletObjective
 from .models import EmbeddingNet
+from .models.crops import crop_mean
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 Stage = Literal["softmax", "triplet"]
@@ -78,6 +79,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
         triplet_weight: weight of the triplet loss in stage 2.
         margin: triplet margin on cosine similarity.
         miner: semihard (default), hard, all, batch_hard or multi_similarity.
+        eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
+            prediction; k > 0 uses the mean embedding of k evenly spaced windows of
+            `crop_frames` instead (training always uses single windows).
+        crop_frames: frames per evaluation window (linked from data.window_frames).
     """
 
     def __init__(
@@ -103,10 +108,17 @@ class EmotionEmbeddingModule(pl.LightningModule):
         triplet_weight: float = 1.0,
         margin: float = 0.2,
         miner: MinerName = "semihard",
+        eval_crops: int = 0,
+        crop_frames: int = 10,
     ) -> None:
         super().__init__()
         if softmax_epochs < 1 or triplet_epochs < 0:
             raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
+        if eval_crops < 0 or crop_frames < 1:
+            raise ValueError(
+                f"model.eval_crops must be >= 0 (got {eval_crops}) and "
+                f"model.crop_frames >= 1 (got {crop_frames})"
+            )
         class_names = list(class_names or [str(i) for i in range(num_classes)])
         if len(class_names) != num_classes:
             raise ValueError(f"model.class_names has {len(class_names)} names for {num_classes}")
@@ -154,7 +166,16 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw features [B, T, F] -> (L2-normalised embedding [B, D], softmax logits [B, C])."""
+        """Raw features [B, T, F] -> (L2-normalised embedding [B, D], softmax logits [B, C]).
+
+        In eval mode with `eval_crops` > 0 the embedding is the mean over evenly spaced crops.
+        """
+        crops = 0 if self.training else self.hparams.get("eval_crops", 0)
+        return crop_mean(self._embed, x, lengths, crops, self.hparams.get("crop_frames", 10))
+
+    def _embed(
+        self, x: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raw = self.net(self.normalise(x, lengths), lengths)
         return F.normalize(raw.float(), dim=-1), self.head(raw)
 

@@ -46,6 +46,12 @@ def test_print_config_is_complete(run, capsys: pytest.CaptureFixture[str]) -> No
         assert key in printed
 
 
+def test_eval_crops_use_the_training_window(run) -> None:
+    cli = run("fit", "--trainer.fast_dev_run", "true", "--model.eval_crops", "2")
+    assert cli.model.hparams.eval_crops == 2
+    assert cli.model.hparams.crop_frames == cli.datamodule.window_frames
+
+
 def test_fast_dev_run(run) -> None:
     cli = run("fit", "--trainer.fast_dev_run", "true")
     assert cli.trainer.state.finished
