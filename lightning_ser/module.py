@@ -145,6 +145,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.register_buffer("class_embeddings", torch.zeros(num_classes, embedding_dim))
         self.stage: Stage = "softmax"
         self.stage_start_epoch = 0
+        self.class_embeddings_from: tuple[int, int] = (0, 0)  # embedding_view they were made with
         self.val_metrics = torch.nn.ModuleDict(
             {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
         )
@@ -224,10 +225,18 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
         checkpoint["lightning_ser_format"] = CHECKPOINT_FORMAT
+        checkpoint["class_embeddings_from"] = list(self.class_embeddings_from)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("stage", {"name": "softmax", "start_epoch": 0})
         self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
+        self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
+
+    @property
+    def embedding_view(self) -> tuple[int, int]:
+        """(crops, frames per crop) evaluation embeds with now; (0, 0) for whole utterances."""
+        crops = self.hparams.get("eval_crops", 0)
+        return (crops, self.hparams.get("crop_frames", 10)) if crops else (0, 0)
 
     # ---- training ----
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -289,6 +298,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_embeddings.copy_(
             class_embeddings(train["embeddings"], train["labels"], self.hparams.num_classes)
         )
+        self.class_embeddings_from = self.embedding_view
 
     def on_validation_epoch_start(self) -> None:
         if not self.trainer.sanity_checking or self.class_embeddings.abs().sum() == 0:
@@ -320,7 +330,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.validation_results = self._log_metrics("val", self.val_metrics)
 
     def on_test_epoch_start(self) -> None:
-        if self.class_embeddings.abs().sum() == 0:
+        # recomputed when missing, or when the checkpoint's were embedded another way (a model
+        # trained on whole utterances tested with --model.eval_crops, or the reverse)
+        stale = self.class_embeddings_from != self.embedding_view
+        if self.class_embeddings.abs().sum() == 0 or stale:
             self.refresh_class_embeddings()
         self._test_parts = []
 

@@ -87,6 +87,15 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     assert sum(len(b["prediction"]) for b in batches) == len(split["test"])
     assert batches[0]["angles"].shape[1] == 8
 
+    # the same checkpoint tested over crops: class embeddings are recomputed the same way
+    saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert saved["class_embeddings_from"] == [0, 0]
+    cropped = run("test", "--ckpt_path", "best", "--model.eval_crops", "3")
+    window = cropped.datamodule.window_frames
+    assert cropped.model.class_embeddings_from == (3, window)
+    whole = saved["state_dict"]["class_embeddings"]
+    assert not torch.allclose(cropped.model.class_embeddings.cpu(), whole)
+
 
 def test_rerun_into_same_run_dir_does_not_fail(run) -> None:
     run("fit", "--model.softmax_epochs", "1", "--model.triplet_epochs", "0")
