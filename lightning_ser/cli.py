@@ -31,6 +31,9 @@ class SERCLI(LightningCLI):
             ("data.class_names", "model.init_args.class_names"),
             ("data.n_features", "model.init_args.n_features"),
             ("data.window_frames", "model.init_args.crop_frames"),
+            # linked, not a model setting: `test --ckpt_path PATH` applies the checkpoint's model
+            # hyperparameters over the command line, and this one must stay choosable at test
+            ("data.eval_crops", "model.init_args.eval_crops"),
         ):
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.link_arguments(

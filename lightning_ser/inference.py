@@ -239,8 +239,8 @@ class EmotionModel:
     ) -> tuple[Tensor, Tensor]:
         """Whole utterances [T_i, F] -> (L2-normalised embeddings [N, D], logits [N, C]) on CPU.
 
-        A checkpoint trained with `model.eval_crops` > 0 embeds the mean over that many windows,
-        exactly as its validation and test did.
+        A checkpoint trained with `data.eval_crops` > 0 (model hyperparameter `eval_crops`)
+        embeds the mean over that many windows, exactly as its validation and test did.
         """
         n = len(frames_list)
         emb = torch.zeros(n, self.embedding_dim)

@@ -80,8 +80,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
         margin: triplet margin on cosine similarity.
         miner: semihard (default), hard, all, batch_hard or multi_similarity.
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
-            prediction; k > 0 uses the mean embedding of k evenly spaced windows of
-            `crop_frames` instead (training always uses single windows).
+            prediction; k > 0 uses the mean direction of k evenly spaced windows of
+            `crop_frames` instead (training always uses single windows). Linked from
+            data.eval_crops by the CLI.
         crop_frames: frames per evaluation window (linked from data.window_frames).
     """
 
@@ -331,7 +332,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         # recomputed when missing, or when the checkpoint's were embedded another way (a model
-        # trained on whole utterances tested with --model.eval_crops, or the reverse)
+        # trained on whole utterances tested with --data.eval_crops, or the reverse)
         stale = self.class_embeddings_from != self.embedding_view
         if self.class_embeddings.abs().sum() == 0 or stale:
             self.refresh_class_embeddings()

@@ -47,7 +47,7 @@ def test_print_config_is_complete(run, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_eval_crops_use_the_training_window(run) -> None:
-    cli = run("fit", "--trainer.fast_dev_run", "true", "--model.eval_crops", "2")
+    cli = run("fit", "--trainer.fast_dev_run", "true", "--data.eval_crops", "2")
     assert cli.model.hparams.eval_crops == 2
     assert cli.model.hparams.crop_frames == cli.datamodule.window_frames
 
@@ -90,7 +90,8 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     # the same checkpoint tested over crops: class embeddings are recomputed the same way
     saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert saved["class_embeddings_from"] == [0, 0]
-    cropped = run("test", "--ckpt_path", "best", "--model.eval_crops", "3")
+    best = str(run_dir / "checkpoints" / "best.ckpt")  # an explicit path: hparams from it
+    cropped = run("test", "--ckpt_path", best, "--data.eval_crops", "3")
     window = cropped.datamodule.window_frames
     assert cropped.model.class_embeddings_from == (3, window)
     whole = saved["state_dict"]["class_embeddings"]

@@ -1,5 +1,6 @@
-"""Evaluation over crops (`model.eval_crops`): where the windows fall, how they are averaged, and
-that training module, Phase III inference and the CLI agree on it."""
+"""Evaluation over crops (`data.eval_crops`, linked to `model.eval_crops`): where the windows
+fall, how they are averaged, and that the training module, Phase III inference and the CLI agree
+on them."""
 
 from __future__ import annotations
 

@@ -54,6 +54,9 @@ class EmotionDataModule(pl.LightningDataModule):
             such as "session" (IEMOCAP leave-one-session-out).
         seed: seed of the split.
         window_frames: frames per training window (the paper: 10).
+        eval_crops: 0 (the paper) evaluates whole utterances; k > 0 the mean direction of k
+            evenly spaced windows of `window_frames` (linked into the model, so it also holds
+            for class embeddings and for Phase III prediction from the checkpoint).
         windows_per_epoch: windows drawn from each training utterance per epoch.
         batch_size: training windows per batch (the paper: 900).
         sampling: "random", or "m_per_class" in the triplet stage (see `stage_sampling`).
@@ -80,6 +83,7 @@ class EmotionDataModule(pl.LightningDataModule):
         group_by: str = "speaker",
         seed: int = 0,
         window_frames: int = 10,
+        eval_crops: int = 0,
         windows_per_epoch: int = 1,
         batch_size: int = 128,
         sampling: SamplingMode = "m_per_class",
@@ -93,6 +97,8 @@ class EmotionDataModule(pl.LightningDataModule):
         super().__init__()
         if window_frames < 1:
             raise ValueError(f"data.window_frames must be >= 1, got {window_frames}")
+        if eval_crops < 0:
+            raise ValueError(f"data.eval_crops must be >= 0, got {eval_crops}")
         if batch_size < 2:
             raise ValueError(f"data.batch_size must be >= 2, got {batch_size}")
         if windows_per_epoch < 1:
@@ -113,6 +119,7 @@ class EmotionDataModule(pl.LightningDataModule):
         }
         self.group_by = group_by
         self.window_frames = window_frames
+        self.eval_crops = eval_crops
         self.windows_per_epoch = windows_per_epoch
         self.batch_size = batch_size
         self.sampling = sampling
