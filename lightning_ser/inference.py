@@ -273,7 +273,10 @@ class EmotionModel:
     def embed(
         self, frames_list: Sequence[Tensor], batch_frames: int = DEFAULT_BATCH_FRAMES
     ) -> Tensor:
-        """L2-normalised embeddings [N, D] of whole utterances given as features [T_i, F]."""
+        """L2-normalised embeddings [N, D] of utterances given as features [T_i, F].
+
+        Whole utterances, or the checkpoint's `eval_crops` windows averaged (see forward_frames).
+        """
         return self.forward_frames(frames_list, batch_frames)[0]
 
     def _items(self, paths: Iterable[str | Path]) -> Iterator[_Item]:

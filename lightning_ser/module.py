@@ -330,12 +330,16 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.validation_results = self._log_metrics("val", self.val_metrics)
 
-    def on_test_epoch_start(self) -> None:
-        # recomputed when missing, or when the checkpoint's were embedded another way (a model
-        # trained on whole utterances tested with --data.eval_crops, or the reverse)
+    def _ensure_class_embeddings(self) -> None:
+        """Recompute the class embeddings when missing, or when the checkpoint's were embedded
+        another way (a model trained on whole utterances tested with --data.eval_crops, or the
+        reverse)."""
         stale = self.class_embeddings_from != self.embedding_view
         if self.class_embeddings.abs().sum() == 0 or stale:
             self.refresh_class_embeddings()
+
+    def on_test_epoch_start(self) -> None:
+        self._ensure_class_embeddings()
         self._test_parts = []
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -370,6 +374,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
             every = self.all_gather(padded)  # [world, max, ...]
             gathered[key] = torch.cat([every[r, :n] for r, n in enumerate(counts)])
         return gathered
+
+    def on_predict_epoch_start(self) -> None:
+        self._ensure_class_embeddings()
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         emb, logits = self(batch["x"], batch["lengths"])

@@ -182,11 +182,27 @@ def test_a_touched_file_is_decoded_again_and_the_others_reused(clips, cache_dir,
     assert build(clips, cache_dir)[1].built and decoded == [clips[2]]
 
 
-def test_known_failures_are_reused_too(clips, broken, cache_dir, monkeypatch):
+def test_files_that_failed_are_tried_again(clips, broken, cache_dir, monkeypatch):
     build([broken, *clips[:-1]], cache_dir, on_bad_file="skip")
     decoded = count_decoding(monkeypatch)
     table, _ = build([broken, *clips], cache_dir, on_bad_file="skip")
-    assert decoded == [clips[-1]] and [p for p, _ in table.failures] == [broken]
+    assert decoded == [broken, clips[-1]] and [p for p, _ in table.failures] == [broken]
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_not_reused(
+    clips, cache_dir, tone_writer, monkeypatch
+):
+    before, _ = build(clips, cache_dir)
+    stat = os.stat(clips[0])
+    tone_writer(clips[0], 0.3, 16000, 2500)  # same size, another tone
+    os.utime(clips[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))  # mtime put back: cp -p
+    assert os.stat(clips[0]).st_size == stat.st_size
+    later = os.stat(clips[1])
+    os.utime(clips[1], ns=(later.st_atime_ns, later.st_mtime_ns + 5_000_000_000))  # a rebuild
+    decoded = count_decoding(monkeypatch)
+    after, _ = build(clips, cache_dir)
+    assert decoded == [clips[0], clips[1]]
+    assert not torch.equal(after.utterance(0), before.utterance(0))
 
 
 def test_nothing_is_reused_from_other_settings(clips, cache_dir, monkeypatch):

@@ -23,7 +23,15 @@ def _signal(n: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("orig", "new"),
-    [(48000, 16000), (44100, 16000), (22050, 16000), (24000, 16000), (8000, 16000), (16000, 8000)],
+    [
+        (48000, 16000),
+        (44100, 16000),
+        (22050, 16000),
+        (24000, 16000),
+        (11025, 16000),
+        (8000, 16000),
+        (16000, 8000),
+    ],
 )
 @pytest.mark.parametrize("length", [1, 7, 1000, 48001])
 def test_resample_equals_torchaudio(orig: int, new: int, length: int) -> None:
@@ -31,7 +39,16 @@ def test_resample_equals_torchaudio(orig: int, new: int, length: int) -> None:
     expected = torchaudio.functional.resample(wave, orig, new)
     got = dsp.resample(wave, orig, new)
     assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+
+
+def test_resample_length_follows_torchaudio_even_where_float32_rounds() -> None:
+    # 16000 * 48001 / 7999 = 96014.0018: torchaudio's float32 ceil gives 96014, not 96015
+    wave = _signal(48001)
+    expected = torchaudio.functional.resample(wave, 7999, 16000)
+    got = dsp.resample(wave, 7999, 16000)
+    assert got.shape == expected.shape == (96014,)
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
 
 
 def test_resample_same_rate_returns_the_input() -> None:
@@ -39,11 +56,13 @@ def test_resample_same_rate_returns_the_input() -> None:
     assert dsp.resample(wave, 16000, 16000) is wave
 
 
-def test_resample_keeps_float64() -> None:
+@pytest.mark.parametrize("orig", [48000, 44100, 22050])
+def test_resample_keeps_float64(orig: int) -> None:
     wave = _signal(3000).double()
-    got = dsp.resample(wave, 48000, 16000)
+    got = dsp.resample(wave, orig, 16000)
     assert got.dtype == torch.float64
-    torch.testing.assert_close(got, torchaudio.functional.resample(wave, 48000, 16000))
+    expected = torchaudio.functional.resample(wave, orig, 16000)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
 
 
 SPECTRA = [

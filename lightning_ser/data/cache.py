@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -48,7 +49,7 @@ class FeatureTable:
     paths: list[str]
     config: FeatureConfig
     failures: list[tuple[str, str]] = field(default_factory=list)
-    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
+    stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # size, mtime, ctime
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -63,13 +64,17 @@ class FeatureTable:
         return self.frames[self.offsets[i] : self.offsets[i + 1]]
 
 
-def file_stamps(
-    paths: Sequence[str], on_bad_file: OnBadFile = "error"
-) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) per file: the identity that invalidates the cache when it changes.
+Stamp = tuple[str, int, int, int]  # path, size, mtime_ns, ctime_ns
 
+
+def file_stamps(paths: Sequence[str], on_bad_file: OnBadFile = "error") -> list[Stamp]:
+    """(path, size, mtime_ns, ctime_ns) per file.
+
+    Path, size and mtime key the cache (a change of any gives a rebuild). The inode change time
+    is only used when a rebuild reuses an older cache: any rewrite of a file updates it, even one
+    that keeps size and mtime (`cp -p`, `touch -r`), so such a file is decoded again.
     A file that cannot be stat'ed is an AudioError, or with on_bad_file="skip" it is stamped
-    (path, -1, -1) and fails (and is skipped) at extraction like any unreadable file.
+    (path, -1, -1, -1) and fails (and is skipped) at extraction like any unreadable file.
     """
     stamps = []
     for p in paths:
@@ -78,20 +83,20 @@ def file_stamps(
         except OSError as err:
             if on_bad_file == "error":
                 raise AudioError(p, f"cannot read file ({err.strerror})") from err
-            stamps.append((str(p), -1, -1))
+            stamps.append((str(p), -1, -1, -1))
             continue
-        stamps.append((str(p), st.st_size, st.st_mtime_ns))
+        stamps.append((str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return stamps
 
 
 def cache_key(paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFile = "error") -> str:
-    """Hash of the cache version, the feature configuration and every file's stamp."""
+    """Hash of the cache version, the feature configuration and every file's path, size, mtime."""
     return _key(file_stamps(paths, on_bad_file), config)
 
 
-def _key(stamps: Sequence[tuple[str, int, int]], config: FeatureConfig) -> str:
+def _key(stamps: Sequence[Stamp], config: FeatureConfig) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
-    for path, size, mtime in stamps:
+    for path, size, mtime, _ in stamps:
         h.update(f"\0{path}\0{size}\0{mtime}".encode())
     return h.hexdigest()[:20]
 
@@ -109,9 +114,14 @@ def stale_caches(
     now = time.time()
     found = []
     for path in sorted(Path(cache_dir).glob(f"{name}-*")):
-        if path == current or not pattern.fullmatch(path.name) or not path.is_file():
+        if path == current or not pattern.fullmatch(path.name):
             continue
-        if path.suffix == ".tmp" and now - path.stat().st_mtime < min_tmp_age_s:
+        try:  # another process may rename or delete it meanwhile
+            if not path.is_file() or (
+                path.suffix == ".tmp" and now - path.stat().st_mtime < min_tmp_age_s
+            ):
+                continue
+        except FileNotFoundError:
             continue
         found.append(path)
     return found
@@ -142,15 +152,15 @@ def extract_all(
     workers: int | None = None,
     progress: bool = True,
     on_bad_file: OnBadFile = "error",
-    reuse: Mapping[str, np.ndarray | str] | None = None,
+    reuse: Mapping[str, np.ndarray] | None = None,
 ) -> FeatureTable:
     """Compute features for every file in parallel over `workers` processes (default: all cores).
 
-    `reuse` maps paths to results already known (frames, or the reason the file failed), e.g.
-    from an older cache of the same files; those files are not decoded again.
+    `reuse` maps paths to frames already known, e.g. from an older cache of the same files;
+    those files are not decoded again.
     """
     paths = [str(p) for p in paths]
-    known = dict(reuse or {})
+    known: dict[str, np.ndarray | str] = dict(reuse or {})
     todo = [p for p in paths if p not in known]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     bar = tqdm(total=len(todo), desc="features", unit="file", disable=not progress)
@@ -216,10 +226,13 @@ def save_table(table: FeatureTable, path: Path) -> None:
         raise
 
 
-def load_table(path: Path, config: FeatureConfig) -> FeatureTable:
-    """Read a cache file (tensors and plain data only); ValueError when it is corrupt or foreign."""
+def load_table(path: Path, config: FeatureConfig, mmap: bool = False) -> FeatureTable:
+    """Read a cache file (tensors and plain data only); ValueError when it is corrupt or foreign.
+
+    `mmap` maps the frames instead of reading them (cheap when only a part is used).
+    """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises many types for a truncated or foreign file
         raise ValueError(f"unreadable cache file {path}: {err}") from err
     try:
@@ -237,7 +250,7 @@ def load_table(path: Path, config: FeatureConfig) -> FeatureTable:
         if not ok:
             raise ValueError("frames and offsets do not agree")
         failures = [tuple(f) for f in payload["failures"]]
-        stamps = {p: (int(size), int(mtime)) for p, (size, mtime) in payload["stamps"].items()}
+        stamps = {p: tuple(int(v) for v in stamp) for p, stamp in payload["stamps"].items()}
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise ValueError(f"malformed cache file {path}: {err!r}") from err
     return FeatureTable(frames, offsets, list(paths), config, failures, stamps)
@@ -248,26 +261,31 @@ def reusable_results(
     name: str,
     current: Path,
     config: FeatureConfig,
-    stamps: Sequence[tuple[str, int, int]],
-) -> tuple[dict[str, np.ndarray | str], Path | None]:
-    """Results an older cache of `name` with the same settings holds for unchanged files.
+    stamps: Sequence[Stamp],
+) -> tuple[dict[str, np.ndarray], Path | None]:
+    """Frames an older cache of `name` with the same settings holds for unchanged files.
 
-    The newest such cache is used; a file counts as unchanged when its path, size and
-    modification time all match. Returns the results by path and the cache they came from.
+    The newest such cache is used; a file counts as unchanged when its path, size, mtime and
+    inode change time all match. Files that failed there are not taken: they are tried again.
+    Returns the frames by path and the cache they came from.
     """
-    wanted = {path: (size, mtime) for path, size, mtime in stamps if size >= 0}
-    older = [p for p in stale_caches(cache_dir, name, current) if p.suffix == ".pt"]
-    for candidate in sorted(older, key=lambda p: p.stat().st_mtime, reverse=True):
+    wanted = {path: (size, mtime, ctime) for path, size, mtime, ctime in stamps if size >= 0}
+
+    def age(path: Path) -> float:
         try:
-            old = load_table(candidate, config)
-        except ValueError:  # other settings, another version or damaged: nothing to take
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return -math.inf
+
+    older = [p for p in stale_caches(cache_dir, name, current) if p.suffix == ".pt"]
+    for candidate in sorted(older, key=age, reverse=True):
+        try:
+            old = load_table(candidate, config, mmap=True)
+        except (ValueError, FileNotFoundError):  # other settings or version, damaged, gone
             continue
         same = {p for p, stamp in old.stamps.items() if wanted.get(p) == stamp}
-        results: dict[str, np.ndarray | str] = {
-            p: old.utterance(i).numpy() for i, p in enumerate(old.paths) if p in same
-        }
-        results |= {p: reason for p, reason in old.failures if p in same}
-        return results, candidate
+        frames = {p: old.utterance(i).numpy() for i, p in enumerate(old.paths) if p in same}
+        return frames, candidate
     return {}, None
 
 
@@ -315,6 +333,6 @@ def load_or_build(
     if reuse:
         log.info("reusing the features of %d of %d files from %s", len(reuse), len(paths), source)
     table = extract_all(paths, config, workers, progress, on_bad_file, reuse)
-    table.stamps = {p: (size, mtime) for p, size, mtime in stamps}
+    table.stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in stamps}
     save_table(table, path)
     return table, CacheInfo(path, True, time.perf_counter() - start)

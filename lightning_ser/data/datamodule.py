@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from functools import cached_property
@@ -164,8 +165,14 @@ class EmotionDataModule(pl.LightningDataModule):
 
     @property
     def cache_name(self) -> str:
-        """Prefix of this corpus's cache files: `<corpus>-<root folder name>`."""
-        return f"{self.corpus}-{Path(self.root).name}"
+        """Prefix of this corpus's cache files: `<corpus>-<root folder name>-<hash of its path>`.
+
+        The hash keeps two folders of the same name apart (`cache --prune` and cache reuse only
+        look at caches of this name).
+        """
+        root = Path(self.root).expanduser().resolve()
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+        return f"{self.corpus}-{root.name}-{digest}"
 
     def stale_caches(self) -> list[Path]:
         """This corpus's cache files for other settings or file lists (see `cache --prune`)."""

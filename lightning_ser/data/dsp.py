@@ -27,17 +27,23 @@ import torchaudio
 _OUTPUTS_PER_ROW = 16
 
 
-@lru_cache(maxsize=16)
-def _resample_matrix(orig_rate: int, new_rate: int) -> tuple[torch.Tensor, int, int, int, int]:
-    """torchaudio's sinc kernel laid out as a banded matrix: one row of input -> many outputs."""
-    resampler = torchaudio.transforms.Resample(orig_rate, new_rate)
+# A few rates per corpus; a near-coprime pair (say 7999 Hz) makes a matrix of hundreds of MB.
+@lru_cache(maxsize=4)
+def _resample_matrix(
+    orig_rate: int, new_rate: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, int, int, int, int]:
+    """torchaudio's sinc kernel laid out as a banded matrix: one row of input -> many outputs.
+
+    The kernel is computed in `dtype`, as `functional.resample` computes it in the waveform's.
+    """
+    resampler = torchaudio.transforms.Resample(orig_rate, new_rate, dtype=dtype)
     gcd = math.gcd(orig_rate, new_rate)
     orig, new, width = orig_rate // gcd, new_rate // gcd, resampler.width
     kernel = resampler.kernel[:, 0, :]  # [new, 2 * width + orig]: output phase x input taps
     taps = kernel.shape[1]
     blocks = max(1, _OUTPUTS_PER_ROW // new)  # each block turns `orig` inputs into `new` outputs
     span = (blocks - 1) * orig + taps
-    matrix = torch.zeros(span, blocks * new)
+    matrix = torch.zeros(span, blocks * new, dtype=dtype)
     for b in range(blocks):
         matrix[b * orig : b * orig + taps, b * new : (b + 1) * new] = kernel.T
     return matrix, orig, new, width, blocks
@@ -47,13 +53,14 @@ def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     """`torchaudio.functional.resample(wave, orig_rate, new_rate)` of a 1-D waveform."""
     if orig_rate == new_rate:
         return wave
-    matrix, orig, new, width, blocks = _resample_matrix(orig_rate, new_rate)
+    matrix, orig, new, width, blocks = _resample_matrix(orig_rate, new_rate, wave.dtype)
     length = wave.numel()
-    n_out = -(-new * length // orig)
+    # torchaudio's own length formula, float32 rounding included, so lengths always agree
+    n_out = int(torch.ceil(torch.as_tensor(new * length / orig)))
     rows = -(-n_out // (new * blocks))
     padded = F.pad(wave, (width, rows * blocks * orig + width - length))
     frames = padded.unfold(0, matrix.shape[0], blocks * orig)  # [rows, span], overlapping
-    return (frames @ matrix.to(wave.dtype)).reshape(-1)[:n_out]
+    return (frames @ matrix).reshape(-1)[:n_out]
 
 
 @lru_cache(maxsize=16)

@@ -42,7 +42,7 @@ class FeatureConfig:
         hop_ms: hop between frames (ms).
         n_fft: FFT size (samples at `sample_rate`), at least the window length.
         f_min: lowest filterbank frequency (Hz).
-        f_max: highest filterbank frequency (Hz); None means sample_rate / 2.
+        f_max: highest filterbank frequency (Hz); None means sample_rate // 2.
         deltas: 0, 1 or 2 orders of time derivatives appended (the paper: 2, i.e. 39 values).
         delta_window: frames used by each delta (as torchaudio.functional.compute_deltas, odd >= 3).
         trim: cut leading and trailing silence (the paper trims silence when it builds its cache).
@@ -176,6 +176,7 @@ class FeatureExtractor:
     ) -> torch.Tensor:
         """Features [frames, n_features] (float32) of a mono waveform sampled at `rate`."""
         c = self.config
+        wave = wave.float()
         peak = 0.0
         if wave.numel():
             low, high = torch.aminmax(wave)  # one pass, no |wave| copy
