@@ -96,6 +96,8 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     assert cropped.model.class_embeddings_from == (3, window)
     whole = saved["state_dict"]["class_embeddings"]
     assert not torch.allclose(cropped.model.class_embeddings.cpu(), whole)
+    predicted = run("predict", "--ckpt_path", best, "--data.eval_crops", "3")
+    assert predicted.model.class_embeddings_from == (3, window)
 
 
 def test_rerun_into_same_run_dir_does_not_fail(run) -> None:
