@@ -351,5 +351,5 @@ class EmotionDataModule(pl.LightningDataModule):
             "built": self.cache_info.built,
             "seconds": round(self.cache_info.seconds, 3),
             "stale_caches": len(stale),
-            "stale_cache_mb": round(sum(p.stat().st_size for p in stale) / 2**20, 1),
+            "stale_cache_mb": round(sum(p.stat().st_size for p in stale if p.exists()) / 2**20, 1),
         }
