@@ -146,7 +146,9 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     datamodule = probe.datamodule
     protocol = datamodule.split_args["protocol"]
     groups = [datamodule._group(u) for u in datamodule.utterances]
-    total = num_folds(protocol, groups, datamodule.split_args["n_folds"])
+    total = num_folds(
+        protocol, groups, datamodule.split_args["n_folds"], datamodule.split_args["speaker_folds"]
+    )
     folds = [int(f) for f in ns.folds.split(",")] if ns.folds else list(range(total))
     out = Path(ns.out or f"runs/cv-{datamodule.corpus}-{protocol}")
     results = []

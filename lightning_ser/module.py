@@ -1,7 +1,8 @@
 """EmotionEmbeddingModule: the embedding network, the two training stages and the metrics.
 
 Stage 1 ("softmax") trains with cross-entropy only (the paper's softmax pre-training); stage 2
-("triplet") adds the mined triplet loss on cosine similarity. Which stage runs, and when each
+("triplet") adds the metric loss: the paper's mined triplet loss on cosine similarity, or an
+additive angular margin loss (`metric_loss`). The network itself is an `embedder.Embedder`. Which stage runs, and when each
 ends, is decided by `callbacks.StageEarlyStopping` (validation plateau) and the per-stage epoch
 caps here; the learning rate decays linearly within each stage (the paper: 0.05 -> 0.005).
 Classification is by the least angle to each emotion's class embedding (the paper's Phase III).
@@ -9,6 +10,7 @@ Classification is by the least angle to each emotion's class embedding (the pape
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -23,16 +25,16 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from .embeddings import class_embeddings, least_angle_predict
-from .losses import MinerName, TripletObjective
-from .models import EmbeddingNet
-from .models.crops import crop_mean
+from .augment import SpecMasking
+from .embedder import CHECKPOINT_FORMAT, Embedder, upgrade_state_dict
+from .embeddings import class_embeddings
+from .losses import MetricLossName, MinerName, build_metric_loss
+from .models.pooling import PoolingName
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 Stage = Literal["softmax", "triplet"]
 STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
-#: Bumped whenever what a checkpoint holds for inference changes (see inference.load_checkpoint).
-CHECKPOINT_FORMAT = 1
+LrDecay = Literal["linear", "cosine"]
 
 
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
@@ -68,17 +70,28 @@ class EmotionEmbeddingModule(pl.LightningModule):
         embedding_dim: dimension of the emotion embedding.
         dropout: dropout in the backbone.
         negative_slope: slope of LeakyReLU.
+        bidirectional: recurrent backbones read both directions (rnn, lstm, gru).
+        pooling: temporal pooling: mean (the paper's) or attentive_stats.
         optimizer: optimiser factory; its learning rate is the start of each stage's decay.
         lr_end_factor: the learning rate at the end of a stage, relative to the start (0.1:
             0.05 -> 0.005 as in the paper).
+        lr_decay: shape of the decay within a stage: linear (the paper) or cosine.
         triplet_lr_scale: the triplet stage's decay starts at this fraction of the optimiser's
             rate (1.0: both stages decay from 0.05, as the paper describes).
         softmax_epochs: epoch cap of stage 1 (the paper: 1000).
         triplet_epochs: epoch cap of stage 2 (the paper: 1000); 0 trains softmax only.
         ce_weight: weight of cross-entropy in stage 2 (stage 1 uses cross-entropy alone).
-        triplet_weight: weight of the triplet loss in stage 2.
+        triplet_weight: weight of the metric loss in stage 2.
+        metric_loss: stage 2's metric loss: triplet (the paper), arcface or subcenter_arcface.
         margin: triplet margin on cosine similarity.
         miner: semihard (default), hard, all, batch_hard or multi_similarity.
+        angular_margin: the additive angular margin of arcface losses, in degrees.
+        angular_scale: the scale (inverse temperature) of arcface losses.
+        label_smoothing: label smoothing of the cross-entropy (0: none, the paper).
+        time_masks: SpecAugment time masks per training example (0: none, the paper).
+        time_mask_frames: the longest time mask, in frames.
+        feature_masks: masks over feature dimensions per training example (0: none).
+        feature_mask_width: the widest feature mask, in values per frame.
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
             prediction; k > 0 uses the mean direction of k evenly spaced windows of
             `crop_frames` instead (training always uses single windows). Linked from
@@ -100,50 +113,61 @@ class EmotionEmbeddingModule(pl.LightningModule):
         embedding_dim: int = 128,
         dropout: float = 0.0,
         negative_slope: float = 0.01,
+        bidirectional: bool = False,
+        pooling: PoolingName = "mean",
         optimizer: OptimizerCallable = default_optimizer,
         lr_end_factor: float = 0.1,
+        lr_decay: LrDecay = "linear",
         triplet_lr_scale: float = 1.0,
         softmax_epochs: int = 1000,
         triplet_epochs: int = 1000,
         ce_weight: float = 1.0,
         triplet_weight: float = 1.0,
+        metric_loss: MetricLossName = "triplet",
         margin: float = 0.2,
         miner: MinerName = "semihard",
+        angular_margin: float = 28.6,
+        angular_scale: float = 30.0,
+        label_smoothing: float = 0.0,
+        time_masks: int = 0,
+        time_mask_frames: int = 20,
+        feature_masks: int = 0,
+        feature_mask_width: int = 6,
         eval_crops: int = 0,
         crop_frames: int = 10,
     ) -> None:
         super().__init__()
         if softmax_epochs < 1 or triplet_epochs < 0:
             raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
-        if eval_crops < 0 or crop_frames < 1:
-            raise ValueError(
-                f"model.eval_crops must be >= 0 (got {eval_crops}) and "
-                f"model.crop_frames >= 1 (got {crop_frames})"
-            )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must lie in [0, 1), got {label_smoothing}")
         class_names = list(class_names or [str(i) for i in range(num_classes)])
         if len(class_names) != num_classes:
             raise ValueError(f"model.class_names has {len(class_names)} names for {num_classes}")
         self.save_hyperparameters(ignore=["optimizer"])
         self.hparams["class_names"] = class_names
         self.class_names = class_names
-        self.net = EmbeddingNet(
+        self.embedder = Embedder(
+            num_classes=num_classes,
+            n_features=n_features,
             backbone=backbone,
             layers=layers,
-            in_features=n_features,
             channels=channels,
             kernel_size=kernel_size,
             blocks=blocks,
             negative_slope=negative_slope,
             dropout=dropout,
+            bidirectional=bidirectional,
+            pooling=pooling,
             embedding_dim=embedding_dim,
+            eval_crops=eval_crops,
+            crop_frames=crop_frames,
         )
-        self.head = torch.nn.Linear(embedding_dim, num_classes)
-        self.triplet = TripletObjective(margin, miner)
+        self.metric_loss = build_metric_loss(
+            metric_loss, num_classes, embedding_dim, margin, miner, angular_margin, angular_scale
+        )
+        self.augment = SpecMasking(time_masks, time_mask_frames, feature_masks, feature_mask_width)
         self.optimizer_factory = optimizer
-        # Travel in the checkpoint, so inference needs nothing else.
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_std", torch.ones(n_features))
-        self.register_buffer("class_embeddings", torch.zeros(num_classes, embedding_dim))
         self.stage: Stage = "softmax"
         self.stage_start_epoch = 0
         self.class_embeddings_from: tuple[int, int] = (0, 0)  # embedding_view they were made with
@@ -157,29 +181,20 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self._test_parts: list[dict[str, torch.Tensor]] = []
 
     # ---- model ----
+    @property
+    def class_embeddings(self) -> torch.Tensor:
+        """The least-angle classifier's class embeddings [C, D] (held by the embedder)."""
+        return self.embedder.class_embeddings
+
     def normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """Standardise frames with the training statistics; padded frames stay exactly zero."""
-        x = (x - self.feature_mean) / self.feature_std
-        if lengths is None:
-            return x
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        return x * valid[..., None]
+        return self.embedder.normalise(x, lengths)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw features [B, T, F] -> (L2-normalised embedding [B, D], softmax logits [B, C]).
-
-        In eval mode with `eval_crops` > 0 the embedding is the mean over evenly spaced crops.
-        """
-        crops = 0 if self.training else self.hparams.get("eval_crops", 0)
-        return crop_mean(self._embed, x, lengths, crops, self.hparams.get("crop_frames", 10))
-
-    def _embed(
-        self, x: torch.Tensor, lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.net(self.normalise(x, lengths), lengths)
-        return F.normalize(raw.float(), dim=-1), self.head(raw)
+        """Raw features [B, T, F] -> (L2-normalised embedding [B, D], softmax logits [B, C])."""
+        return self.embedder(x, lengths)
 
     # ---- stages ----
     @property
@@ -202,11 +217,14 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.trainer.should_stop = True
 
     def learning_rate(self, base: float) -> float:
-        """Linear decay from `base` to `base * lr_end_factor` over the current stage's cap."""
+        """Decay from `base` to `base * lr_end_factor` over the current stage's cap (linear or
+        cosine, `lr_decay`)."""
         if self.stage == "triplet":
             base = base * self.hparams.triplet_lr_scale
         span = max(self.stage_cap() - 1, 1)
         progress = min(self.epochs_in_stage / span, 1.0)
+        if self.hparams.lr_decay == "cosine":
+            progress = (1 - math.cos(math.pi * progress)) / 2
         return base * (1 + (self.hparams.lr_end_factor - 1) * progress)
 
     def on_train_epoch_start(self) -> None:
@@ -226,31 +244,35 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
         checkpoint["lightning_ser_format"] = CHECKPOINT_FORMAT
+        checkpoint["embedder"] = dict(self.embedder.config)
         checkpoint["class_embeddings_from"] = list(self.class_embeddings_from)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("stage", {"name": "softmax", "start_epoch": 0})
         self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
+        if checkpoint.get("lightning_ser_format", 1) < 2:  # format 1: no `embedder.` prefix
+            checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
 
     @property
     def embedding_view(self) -> tuple[int, int]:
         """(crops, frames per crop) evaluation embeds with now; (0, 0) for whole utterances."""
-        crops = self.hparams.get("eval_crops", 0)
-        return (crops, self.hparams.get("crop_frames", 10)) if crops else (0, 0)
+        return self.embedder.view
 
     # ---- training ----
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        emb, logits = self(batch["x"], batch["lengths"])
+        x = self.augment(batch["x"], self.embedder.feature_mean)
+        emb, logits = self(x, batch["lengths"])
         labels = batch["label"]
-        ce = F.cross_entropy(logits.float(), labels)
+        smoothing = self.hparams.label_smoothing
+        ce = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
         batch_size = len(labels)
         if self.stage == "triplet":
-            triplet = self.triplet(emb, labels)
+            triplet = self.metric_loss(emb, labels)
             loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * triplet
         else:  # the paper computes both losses in pre-training but trains on softmax only
             with torch.no_grad():
-                triplet = self.triplet(emb, labels)
+                triplet = self.metric_loss(emb, labels)
             loss = ce
         self.log(
             "train/ce", ce, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
@@ -274,8 +296,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if stage == "fit" and hasattr(datamodule, "feature_mean"):
-            self.feature_mean.copy_(datamodule.feature_mean)
-            self.feature_std.copy_(datamodule.feature_std)
+            self.embedder.feature_mean.copy_(datamodule.feature_mean)
+            self.embedder.feature_std.copy_(datamodule.feature_std)
 
     # ---- class embeddings and evaluation ----
     @torch.no_grad()
@@ -307,7 +329,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], metrics: torch.nn.ModuleDict) -> dict:
         emb, logits = self(batch["x"], batch["lengths"])
-        angle_pred, _ = least_angle_predict(emb, self.class_embeddings)
+        angle_pred, _ = self.embedder.classify(emb)
         metrics["least_angle"].update(angle_pred, batch["label"])
         metrics["softmax"].update(logits.argmax(dim=-1), batch["label"])
         return {"embeddings": emb, "labels": batch["label"], "softmax": logits.argmax(dim=-1)}
@@ -380,5 +402,5 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         emb, logits = self(batch["x"], batch["lengths"])
-        pred, angles = least_angle_predict(emb, self.class_embeddings)
+        pred, angles = self.embedder.classify(emb)
         return {"index": batch["index"], "prediction": pred, "angles": angles, "embeddings": emb}

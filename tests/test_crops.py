@@ -82,7 +82,7 @@ def make_module(eval_crops: int, crop_frames: int) -> EmotionEmbeddingModule:
         crop_frames=crop_frames,
     )
     with torch.no_grad():
-        module.feature_std.copy_(torch.rand(39) + 0.5)
+        module.embedder.feature_std.copy_(torch.rand(39) + 0.5)
         module.class_embeddings.copy_(F.normalize(torch.randn(3, 16), dim=1))
     return module
 

@@ -47,8 +47,8 @@ def make_module(seed: int = 0) -> EmotionEmbeddingModule:
         feature_config=asdict(FeatureConfig()),
     )
     with torch.no_grad():
-        module.feature_mean.copy_(torch.randn(39) * 5)
-        module.feature_std.copy_(torch.rand(39) * 20 + 1)
+        module.embedder.feature_mean.copy_(torch.randn(39) * 5)
+        module.embedder.feature_std.copy_(torch.rand(39) * 20 + 1)
         module.class_embeddings.copy_(torch.nn.functional.normalize(torch.randn(3, 16), dim=1))
         for m in module.modules():
             if isinstance(m, torch.nn.BatchNorm1d):

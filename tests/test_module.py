@@ -129,8 +129,8 @@ def test_softmax_only_training_stops_after_stage_one() -> None:
 
 def test_normalisation_keeps_padding_at_zero() -> None:
     module = stage_module()
-    module.feature_mean.fill_(2.0)
-    module.feature_std.fill_(4.0)
+    module.embedder.feature_mean.fill_(2.0)
+    module.embedder.feature_std.fill_(4.0)
     x = torch.full((2, 5, 39), 6.0)
     out = module.normalise(x, torch.tensor([5, 3]))
     assert torch.allclose(out[0], torch.ones(5, 39))

@@ -27,13 +27,15 @@ def gather_windows(
     start: torch.Tensor,
     window: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of `window` consecutive frames, zero-padded past an utterance's end.
+    """Windows of up to `window` consecutive frames, zero-padded past an utterance's end.
 
-    Returns x [B, window, F] and lengths [B] (valid frames per row).
+    An utterance shorter than `window` comes whole, so a window longer than every utterance trains
+    on whole utterances. Returns x [B, W, F] with W = min(window, longest valid row) and lengths
+    [B] (valid frames per row).
     """
     lengths = offsets[index + 1] - offsets[index]
     valid_len = (lengths - start).clamp(min=1, max=window)
-    steps = torch.arange(window, device=frames.device)
+    steps = torch.arange(int(valid_len.max()), device=frames.device)
     valid = steps[None, :] < valid_len[:, None]
     pos = offsets[index, None] + start[:, None] + steps[None, :]
     pos = torch.where(valid, pos, offsets[index, None])

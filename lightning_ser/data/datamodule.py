@@ -27,7 +27,7 @@ from .cache import CacheInfo, FeatureTable, load_or_build, stale_caches
 from .corpora import Utterance, class_names_for, load_corpus
 from .corpora.base import OnBadFile
 from .features import FeatureConfig
-from .splits import Protocol, Split, make_split
+from .splits import Protocol, SpeakerFolds, Split, make_split
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,11 @@ class EmotionDataModule(pl.LightningDataModule):
         corpus_options: extra adapter options, e.g. {"classes": "four"} for IEMOCAP.
         features: the feature front end (MFCC + deltas by default: 39 values per frame).
         cache_dir: where feature caches live (default `$XDG_CACHE_HOME/lightning_ser`).
-        split: evaluation protocol (holdout, kfold, speaker_holdout, speaker_kfold, loso).
-        fold: fold under test for kfold / speaker_kfold / loso.
+        split: evaluation protocol (holdout, kfold, speaker_holdout, speaker_kfold, loso,
+            speaker_folds).
+        fold: fold under test for kfold / speaker_kfold / loso / speaker_folds.
+        speaker_folds: the speakers of each fold for `split: speaker_folds`, e.g. EmoBox's
+            RAVDESS folds [[1, 11, 20, 21], [4, 10, 12, 14], ...] (numbers or speaker names).
         n_folds: folds of kfold / speaker_kfold (the paper: 10).
         test_size: test fraction of the holdout protocols (the paper: 0.3).
         val_size: fraction of the training part held out for early stopping.
@@ -79,6 +82,7 @@ class EmotionDataModule(pl.LightningDataModule):
         split: Protocol = "holdout",
         fold: int = 0,
         n_folds: int = 10,
+        speaker_folds: SpeakerFolds | None = None,
         test_size: float = 0.3,
         val_size: float = 0.1,
         group_by: str = "speaker",
@@ -114,6 +118,7 @@ class EmotionDataModule(pl.LightningDataModule):
             "protocol": split,
             "fold": fold,
             "n_folds": n_folds,
+            "speaker_folds": speaker_folds,
             "test_size": test_size,
             "val_size": val_size,
             "seed": seed,

@@ -1,7 +1,8 @@
 """Evaluation protocols: which utterances train, validate and test, deterministically for a seed.
 
 `holdout` and `kfold` are the paper's utterance-level splits (the same speakers appear on both
-sides); `speaker_holdout`, `speaker_kfold` and `loso` keep every speaker (or session) on one side.
+sides); `speaker_holdout`, `speaker_kfold`, `loso` and `speaker_folds` (fixed folds of speakers
+given in the config, e.g. EmoBox's RAVDESS folds) keep every speaker (or session) on one side.
 The validation part for early stopping is always carved out of the training part, speaker-disjoint
 in the speaker protocols, so the test part never influences training or model selection.
 """
@@ -12,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from sklearn.model_selection import (
@@ -23,9 +24,11 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
-Protocol = Literal["holdout", "kfold", "speaker_holdout", "speaker_kfold", "loso"]
-PROTOCOLS: tuple[str, ...] = ("holdout", "kfold", "speaker_holdout", "speaker_kfold", "loso")
-SPEAKER_INDEPENDENT = frozenset({"speaker_holdout", "speaker_kfold", "loso"})
+Protocol = Literal["holdout", "kfold", "speaker_holdout", "speaker_kfold", "loso", "speaker_folds"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+SPEAKER_INDEPENDENT = frozenset({"speaker_holdout", "speaker_kfold", "loso", "speaker_folds"})
+#: Speakers as written in a config: RAVDESS actor numbers (1) or the adapter's names (actor01).
+SpeakerFolds = list[list[int | str]]
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,53 @@ class Split:
         Path(path).write_text(json.dumps(record, indent=1))
 
 
-def num_folds(protocol: str, groups: Sequence[str], n_folds: int) -> int:
-    """Folds a protocol has: 1 for holdouts, the number of groups for loso, else `n_folds`."""
+def num_folds(
+    protocol: str, groups: Sequence[str], n_folds: int, speaker_folds: SpeakerFolds | None = None
+) -> int:
+    """Folds a protocol has: 1 for holdouts, the number of groups for loso, the configured folds
+    for speaker_folds, else `n_folds`."""
     if protocol in ("holdout", "speaker_holdout"):
         return 1
     if protocol == "loso":
         return len(set(groups))
+    if protocol == "speaker_folds":
+        return len(speaker_folds or [])
     return n_folds
+
+
+def _speaker_key(speaker: int | str) -> str:
+    """A speaker name compared by its number when it ends in one (1, "01", "actor01" agree)."""
+    text = str(speaker)
+    digits = text[len(text.rstrip("0123456789")) :]
+    return str(int(digits)) if digits else text
+
+
+def fixed_speaker_folds(groups: Sequence[str], speaker_folds: SpeakerFolds) -> list[np.ndarray]:
+    """Test indices of each configured fold of speakers; every speaker must exist, in one fold."""
+    by_key: dict[str, set[str]] = {}
+    for g in groups:
+        by_key.setdefault(_speaker_key(g), set()).add(g)
+    seen: dict[str, int] = {}
+    folds = []
+    for k, fold in enumerate(speaker_folds):
+        if not fold:
+            raise ValueError(f"data.speaker_folds: fold {k} is empty")
+        names: set[str] = set()
+        for speaker in fold:
+            key = _speaker_key(speaker)
+            if key not in by_key:
+                raise ValueError(
+                    f"data.speaker_folds: speaker {speaker!r} (fold {k}) is not in the corpus; "
+                    f"its speakers are {', '.join(sorted(set(groups)))}"
+                )
+            if key in seen:
+                raise ValueError(
+                    f"data.speaker_folds: speaker {speaker!r} is in folds {seen[key]} and {k}"
+                )
+            seen[key] = k
+            names |= by_key[key]
+        folds.append(np.flatnonzero(np.isin(np.asarray(groups), sorted(names))))
+    return folds
 
 
 def _carve_validation(
@@ -89,6 +132,7 @@ def make_split(
     test_size: float = 0.3,
     val_size: float = 0.1,
     seed: int = 0,
+    speaker_folds: SpeakerFolds | None = None,
 ) -> Split:
     """Train / val / test indices for one fold of a protocol (scikit-learn splitters underneath).
 
@@ -101,6 +145,8 @@ def make_split(
         test_size: test fraction for holdout and speaker_holdout (the paper: 0.3).
         val_size: fraction of the training part used for validation (early stopping).
         seed: makes every split deterministic.
+        speaker_folds: the speakers of each fold for the speaker_folds protocol (test part of
+            fold k = the utterances of fold k's speakers; speakers in no fold always train).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"data.split: unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
@@ -110,7 +156,9 @@ def make_split(
         raise ValueError(f"data.val_size must be in (0, 1), got {val_size}")
     y, g = np.asarray(labels), np.asarray(groups)
     index = np.arange(len(y))
-    folds = num_folds(protocol, groups, n_folds)
+    if protocol == "speaker_folds" and not speaker_folds:
+        raise ValueError("data.split=speaker_folds needs data.speaker_folds: [[speakers], ...]")
+    folds = num_folds(protocol, groups, n_folds, speaker_folds)
     if folds > 1 and not 0 <= fold < folds:
         raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} for protocol {protocol}")
     if folds == 1 and fold != 0:
@@ -137,6 +185,9 @@ def make_split(
             raise ValueError(f"data.n_folds={n_folds} must be in 2..{len(set(groups))} (speakers)")
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         train, test = list(splitter.split(index, y, g))[fold]
+    elif protocol == "speaker_folds":
+        test = fixed_speaker_folds(groups, speaker_folds or [])[fold]
+        train = np.setdiff1d(index, test)
     else:  # loso: folds follow the sorted group names, so fold k always holds out the same one
         train, test = list(LeaveOneGroupOut().split(index, y, g))[fold]
     by_group = protocol in SPEAKER_INDEPENDENT

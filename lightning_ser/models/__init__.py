@@ -1,10 +1,18 @@
-"""Backbones (Table I of Kumar et al.) and the emotion embedding network; plain ``torch.nn``."""
+"""Backbones (Table I of Kumar et al., TIM), pooling and the embedding network; plain ``torch.nn``."""
 
 from lightning_ser.models.embedding_net import (
     BACKBONES,
+    TABLE_I_BACKBONES,
     EmbeddingNet,
     build_backbone,
-    masked_mean,
 )
+from lightning_ser.models.pooling import POOLINGS, masked_mean
 
-__all__ = ["BACKBONES", "EmbeddingNet", "build_backbone", "masked_mean"]
+__all__ = [
+    "BACKBONES",
+    "TABLE_I_BACKBONES",
+    "POOLINGS",
+    "EmbeddingNet",
+    "build_backbone",
+    "masked_mean",
+]

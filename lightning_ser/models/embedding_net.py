@@ -1,8 +1,8 @@
 """Utterance-level emotion embedding network (Kumar et al., Sec. III.B, Fig. 3).
 
-``backbone`` (frame-level features [B, T, C]) -> masked temporal average pooling over
-the valid frames (Eq. 1, ``h = 1/T sum_t x(t)`` with T the number of valid frames) ->
-``Linear(C, embedding_dim)``. ``forward`` returns the un-normalised embedding that the
+``backbone`` (frame-level features [B, T, C]) -> temporal pooling over the valid frames
+(``mean``: the paper's Eq. 1, ``h = 1/T sum_t x(t)`` with T the number of valid frames; or
+``attentive_stats``) -> ``Linear(pooled, embedding_dim)``. ``forward`` returns the un-normalised embedding that the
 softmax head (in the LightningModule) consumes; ``embed`` returns the L2-normalised
 emotion embedding used for the cosine-similarity triplet loss and for inference.
 
@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_ser.models.baselines import (
-    CNNBackbone,
-    FCBackbone,
-    RecurrentBackbone,
-    check_positive,
-    sequence_mask,
-)
+from lightning_ser.models.baselines import CNNBackbone, FCBackbone, RecurrentBackbone
+from lightning_ser.models.layers import check_positive
+from lightning_ser.models.pooling import PoolingName, build_pooling
 from lightning_ser.models.resnet import ResNetBackbone
+from lightning_ser.models.tim import TIMBackbone
 
-BACKBONES = ("fc", "cnn", "rnn", "lstm", "gru", "resnet")
+#: The families of the paper's Table I (ResNet is the paper's own), counted by its layer rule.
+TABLE_I_BACKBONES = ("fc", "cnn", "rnn", "lstm", "gru", "resnet")
+#: Every backbone: Table I's and the TIM-Net-style temporal-aware network.
+BACKBONES = (*TABLE_I_BACKBONES, "tim")
 
 
 def build_backbone(
@@ -43,8 +43,8 @@ def build_backbone(
 
     The returned module maps ``(x [B, T, F], lengths [B] | None) -> [B, T, out_features]``.
     Arguments a family does not use are ignored: ``kernel_size`` (fc, recurrent),
-    ``blocks`` (all but resnet), ``negative_slope`` (recurrent), ``bidirectional``
-    (all but rnn/lstm/gru).
+    ``blocks`` (all but resnet), ``negative_slope`` (recurrent, tim), ``bidirectional``
+    (all but rnn/lstm/gru). For ``tim``, ``layers`` is the number of temporal-aware levels.
     """
     key = name.lower() if isinstance(name, str) else name
     if key not in BACKBONES:
@@ -53,6 +53,8 @@ def build_backbone(
         return ResNetBackbone(
             layers, in_features, channels, kernel_size, blocks, negative_slope, dropout
         )
+    if key == "tim":
+        return TIMBackbone(layers, in_features, channels, kernel_size, dropout)
     if key == "cnn":
         return CNNBackbone(layers, in_features, channels, kernel_size, negative_slope, dropout)
     if key == "fc":
@@ -60,20 +62,8 @@ def build_backbone(
     return RecurrentBackbone(key, layers, in_features, channels, dropout, bidirectional)
 
 
-def masked_mean(h: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """Temporal average of ``h`` [B, T, C] over the valid frames (Eq. 1) -> [B, C].
-
-    ``lengths=None`` averages all T frames. Rows with ``lengths == 0`` give zeros;
-    lengths beyond T count as T.
-    """
-    if lengths is None:
-        return h.mean(dim=1)
-    mask = sequence_mask(lengths, h.shape[1], h.device).unsqueeze(-1).to(h.dtype)
-    return (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
 class EmbeddingNet(nn.Module):
-    """Backbone -> masked temporal mean -> Linear(C, embedding_dim).
+    """Backbone -> temporal pooling over valid frames -> Linear(pooled, embedding_dim).
 
     Example::
 
@@ -94,6 +84,7 @@ class EmbeddingNet(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         embedding_dim: int = 128,
+        pooling: PoolingName = "mean",
     ) -> None:
         super().__init__()
         check_positive("embedding_dim", embedding_dim)
@@ -112,7 +103,8 @@ class EmbeddingNet(nn.Module):
         self.layers = layers
         self.in_features = in_features
         self.embedding_dim = embedding_dim
-        self.fc = nn.Linear(self.backbone.out_features, embedding_dim)
+        self.pooling = build_pooling(pooling, self.backbone.out_features)
+        self.fc = nn.Linear(self.pooling.out_features, embedding_dim)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``x`` [B, T, in_features], ``lengths`` [B] or None -> [B, embedding_dim].
@@ -124,7 +116,7 @@ class EmbeddingNet(nn.Module):
                 f"expected features of shape [B, T, {self.in_features}], got {tuple(x.shape)}"
             )
         h = self.backbone(x, lengths)
-        return self.fc(masked_mean(h, lengths))
+        return self.fc(self.pooling(h, lengths))
 
     def embed(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """L2-normalised emotion embedding [B, embedding_dim]."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lightning_ser.models.baselines import (
+from lightning_ser.models.layers import (
     ConvBNAct,
     check_dropout,
     check_kernel_size,
