@@ -68,11 +68,18 @@ class AngularMarginObjective(torch.nn.Module):
         super().__init__()
         if sub_centers > 1:
             self.loss = losses.SubCenterArcFaceLoss(
-                num_classes, embedding_dim, margin=margin_deg, scale=scale, sub_centers=sub_centers
+                num_classes=num_classes,
+                embedding_size=embedding_dim,
+                margin=margin_deg,
+                scale=scale,
+                sub_centers=sub_centers,
             )
         else:
             self.loss = losses.ArcFaceLoss(
-                num_classes, embedding_dim, margin=margin_deg, scale=scale
+                num_classes=num_classes,
+                embedding_size=embedding_dim,
+                margin=margin_deg,
+                scale=scale,
             )
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -89,7 +96,7 @@ def build_metric_loss(
     angular_margin_deg: float = 28.6,
     angular_scale: float = 30.0,
 ) -> torch.nn.Module:
-    """Stage 2's metric loss by name: triplet (the paper), arcface or subcenter_arcface (3 centres)."""
+    """Stage 2's metric loss: triplet (the paper), arcface or subcenter_arcface (3 centres)."""
     if name == "triplet":
         return TripletObjective(margin, miner)
     if name in ("arcface", "subcenter_arcface"):

@@ -2,9 +2,10 @@
 
 Stage 1 ("softmax") trains with cross-entropy only (the paper's softmax pre-training); stage 2
 ("triplet") adds the metric loss: the paper's mined triplet loss on cosine similarity, or an
-additive angular margin loss (`metric_loss`). The network itself is an `embedder.Embedder`. Which stage runs, and when each
-ends, is decided by `callbacks.StageEarlyStopping` (validation plateau) and the per-stage epoch
-caps here; the learning rate decays linearly within each stage (the paper: 0.05 -> 0.005).
+additive angular margin loss (`metric_loss`). The network itself is an `embedder.Embedder`.
+Which stage runs, and when each ends, is decided by `callbacks.StageEarlyStopping` (validation
+plateau) and the per-stage epoch caps here; the learning rate decays within each stage (the
+paper: linearly, 0.05 -> 0.005).
 Classification is by the least angle to each emotion's class embedding (the paper's Phase III).
 """
 

@@ -64,6 +64,7 @@ def save_ckpt(module: EmotionEmbeddingModule, path: Path, **extra) -> Path:
         "hyper_parameters": dict(module.hparams),
         "state_dict": module.state_dict(),
         "lightning_ser_format": CHECKPOINT_FORMAT,
+        "embedder": dict(module.embedder.config),
     }
     ckpt.update(extra)
     torch.save(ckpt, path)
@@ -133,7 +134,7 @@ def test_loading_uses_weights_only(ckpt: Path, monkeypatch: pytest.MonkeyPatch) 
         ("truncated", "not a PyTorch checkpoint"),
         ("tensor", "not a lightning-ser checkpoint"),
         ("no_format", "no 'lightning_ser_format'"),
-        ("format7", "made by another version of lightning-ser (format 7, this version reads 1)"),
+        ("format7", "made by another version of lightning-ser (format 7, this version reads 1, 2)"),
         ("pickled_code", "without running code stored in it (it holds pathlib.PosixPath"),
         ("no_class_embeddings", "no class embeddings"),
         ("incomplete", "missing feature_mean"),
@@ -161,7 +162,7 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, case: str, expec
     elif case == "incomplete":
         save_ckpt(module, path)
         ck = torch.load(path, weights_only=True)
-        del ck["state_dict"]["feature_mean"]
+        del ck["state_dict"]["embedder.feature_mean"]
         torch.save(ck, path)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
@@ -370,3 +371,36 @@ def test_embed_and_export_commands(ckpt: Path, model: EmotionModel, clips, tmp_p
     np.testing.assert_allclose(meta["std"], model.std.numpy())
     assert FeatureConfig(**meta["feature_config"]) == model.features
     assert meta["files"] == {"torchscript": "embedder.pt"}
+
+
+def test_format_1_checkpoints_still_load(tmp_path: Path) -> None:
+    """Before the Embedder (format 1) the weights sat at the top of the state dict."""
+    module = make_module()
+    old_state = {k.removeprefix("embedder."): v for k, v in module.state_dict().items()}
+    path = tmp_path / "old.ckpt"
+    torch.save(
+        {"hyper_parameters": dict(module.hparams), "state_dict": old_state,
+         "lightning_ser_format": 1},
+        path,
+    )  # fmt: skip
+    model = load_checkpoint(path)
+    x = torch.randn(1, 40, 39)
+    with torch.no_grad():
+        expected, _ = module(x)
+    torch.testing.assert_close(model.embed([x[0]]), expected)
+
+
+def test_inference_rebuilds_every_backbone_and_pooling_from_the_checkpoint(tmp_path: Path) -> None:
+    for backbone, pooling in (("tim", "mean"), ("resnet", "attentive_stats"), ("gru", "mean")):
+        torch.manual_seed(0)
+        module = EmotionEmbeddingModule(
+            num_classes=3, class_names=CLASSES, backbone=backbone, layers=6, channels=8,
+            kernel_size=2 if backbone == "tim" else 3, pooling=pooling, embedding_dim=16,
+            feature_config=asdict(FeatureConfig()),
+        ).eval()  # fmt: skip
+        module.class_embeddings.copy_(torch.nn.functional.normalize(torch.randn(3, 16), dim=1))
+        model = load_checkpoint(save_ckpt(module, tmp_path / f"{backbone}.ckpt"))
+        x = torch.randn(1, 33, 39)
+        with torch.no_grad():
+            expected, _ = module(x)
+        torch.testing.assert_close(model.embed([x[0]]), expected)

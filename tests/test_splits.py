@@ -11,7 +11,7 @@ from lightning_ser.data.splits import PROTOCOLS, Split, make_split, num_folds
 
 SPEAKERS = [f"actor{s:02d}" for s in range(1, 13)]
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-SPEAKER_PROTOCOLS = ("speaker_holdout", "speaker_kfold", "loso")
+SPEAKER_PROTOCOLS = ("speaker_holdout", "speaker_kfold", "loso", "speaker_folds")
 
 
 def synthetic_table() -> tuple[list[str], list[str]]:
@@ -26,7 +26,8 @@ def synthetic_table() -> tuple[list[str], list[str]]:
 
 
 LABELS, GROUPS = synthetic_table()
-OPTIONS = {"speaker_kfold": {"n_folds": 4}}  # 12 speakers: 3 per fold
+FIXED_FOLDS = [[1, 5, 9], [2, 6, 10], [3, 7, 11], [4, 8, 12]]  # actor numbers, as in a config
+OPTIONS = {"speaker_kfold": {"n_folds": 4}, "speaker_folds": {"speaker_folds": FIXED_FOLDS}}
 
 
 def split(protocol: str, **kwargs) -> Split:
@@ -39,7 +40,9 @@ def speakers_of(indices: list[int], groups: list[str] = GROUPS) -> set[str]:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_parts_are_disjoint_sorted_and_cover_everything(protocol):
-    s = split(protocol, fold=1 if protocol in ("kfold", "speaker_kfold", "loso") else 0)
+    s = split(
+        protocol, fold=1 if protocol in ("kfold", "speaker_kfold", "loso", "speaker_folds") else 0
+    )
     train, val, test = set(s.train), set(s.val), set(s.test)
     assert train and val and test
     assert not train & val and not train & test and not val & test
@@ -51,7 +54,7 @@ def test_parts_are_disjoint_sorted_and_cover_everything(protocol):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_seed_fixes_the_split_and_another_seed_changes_it(protocol):
     assert split(protocol, seed=3) == split(protocol, seed=3)
-    if protocol == "loso":  # the test speaker is fixed by the fold; only validation moves
+    if protocol in ("loso", "speaker_folds"):  # the fold fixes the test speakers; val moves
         assert split(protocol, seed=3).test == split(protocol, seed=4).test
         assert split(protocol, seed=3).val != split(protocol, seed=4).val
     else:
@@ -180,3 +183,35 @@ def test_to_json_records_paths_speakers_and_independence(tmp_path):
     assert not set(record["test_speakers"]) & set(record["train_speakers"])
     split("holdout").to_json(target, paths, GROUPS)
     assert json.loads(target.read_text())["speaker_independent"] is False
+
+
+def test_fixed_speaker_folds_test_exactly_the_configured_speakers() -> None:
+    for fold, speakers in enumerate(FIXED_FOLDS):
+        s = split("speaker_folds", fold=fold)
+        assert speakers_of(s.test) == {f"actor{n:02d}" for n in speakers}
+        assert not speakers_of(s.train + s.val) & speakers_of(s.test)
+        assert not speakers_of(s.train) & speakers_of(s.val)
+    tests = [set(split("speaker_folds", fold=k).test) for k in range(len(FIXED_FOLDS))]
+    assert set().union(*tests) == set(range(len(LABELS)))
+    assert sum(map(len, tests)) == len(LABELS)  # every utterance is tested exactly once
+    assert num_folds("speaker_folds", GROUPS, 10, FIXED_FOLDS) == 4
+
+
+@pytest.mark.parametrize(
+    ("folds", "message"),
+    [
+        (None, "needs data.speaker_folds"),
+        ([[1, 2], [2, 3]], "speaker 2 is in folds 0 and 1"),
+        ([[1, 99]], "speaker 99 .fold 0. is not in the corpus"),
+        ([[1], []], "fold 1 is empty"),
+    ],
+)
+def test_bad_speaker_folds_name_the_setting(folds, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_split(LABELS, GROUPS, "speaker_folds", speaker_folds=folds)
+
+
+def test_speaker_folds_accept_names_or_numbers() -> None:
+    by_number = make_split(LABELS, GROUPS, "speaker_folds", speaker_folds=[[1, 2], [3]])
+    by_name = make_split(LABELS, GROUPS, "speaker_folds", speaker_folds=[["actor01", "02"], [3]])
+    assert by_number == by_name

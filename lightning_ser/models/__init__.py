@@ -1,4 +1,4 @@
-"""Backbones (Table I of Kumar et al., TIM), pooling and the embedding network; plain ``torch.nn``."""
+"""Backbones (Table I of Kumar et al., TIM), pooling and the embedding network; plain torch."""
 
 from lightning_ser.models.embedding_net import (
     BACKBONES,

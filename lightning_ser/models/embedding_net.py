@@ -2,9 +2,9 @@
 
 ``backbone`` (frame-level features [B, T, C]) -> temporal pooling over the valid frames
 (``mean``: the paper's Eq. 1, ``h = 1/T sum_t x(t)`` with T the number of valid frames; or
-``attentive_stats``) -> ``Linear(pooled, embedding_dim)``. ``forward`` returns the un-normalised embedding that the
-softmax head (in the LightningModule) consumes; ``embed`` returns the L2-normalised
-emotion embedding used for the cosine-similarity triplet loss and for inference.
+``attentive_stats``) -> ``Linear(pooled, embedding_dim)``. ``forward`` returns the
+un-normalised embedding that the softmax head (in ``embedder.Embedder``) consumes; ``embed``
+returns the L2-normalised emotion embedding.
 
 The depth ``layers`` is the Table I ``x``: backbone (``x - 2`` weight layers) + this
 module's embedding FC + the softmax layer.

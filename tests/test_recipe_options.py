@@ -1,0 +1,158 @@
+"""The accuracy recipe's options: TIM backbone, attentive pooling, ArcFace, masking, long crops."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lightning_ser.augment import SpecMasking
+from lightning_ser.data.batching import gather_windows
+from lightning_ser.losses import AngularMarginObjective, build_metric_loss
+from lightning_ser.models import EmbeddingNet
+from lightning_ser.models.pooling import AttentiveStatsPooling, build_pooling
+from lightning_ser.models.tim import TIMBackbone, reverse_valid
+from lightning_ser.module import EmotionEmbeddingModule
+
+
+def test_reverse_valid_keeps_padding_at_the_end() -> None:
+    x = torch.arange(10.0).reshape(2, 5, 1)
+    out = reverse_valid(x, torch.tensor([3, 5]))
+    assert out[0, :, 0].tolist() == [2.0, 1.0, 0.0, 3.0, 4.0]
+    assert out[1, :, 0].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]
+    torch.testing.assert_close(reverse_valid(out, torch.tensor([3, 5])), x)
+
+
+def test_tim_backbone_sees_both_directions() -> None:
+    """A change at the last frame reaches earlier frames' features (through the backward
+    stream), and a change at the first frame reaches later ones (forward stream)."""
+    torch.manual_seed(0)
+    tim = TIMBackbone(layers=6, channels=8, kernel_size=2, dropout=0.0).eval()
+    x = torch.randn(1, 40, 39)
+    for changed, watched in ((39, slice(0, 39)), (0, slice(1, 40))):
+        y = x.clone()
+        y[0, changed] += 1.0
+        assert (tim(x)[0, watched] - tim(y)[0, watched]).abs().max() > 1e-5
+
+
+def test_tim_backbone_ignores_padding_in_training_batches_too() -> None:
+    torch.manual_seed(0)
+    tim = TIMBackbone(layers=4, channels=8, kernel_size=2, dropout=0.0).train()
+    x = torch.randn(3, 30, 39)
+    lengths = torch.tensor([30, 12, 20])
+    garbage = x.clone()
+    for row, n in enumerate(lengths):
+        garbage[row, n:] = 1e3  # what sits in padding must not matter
+    torch.testing.assert_close(tim(x, lengths), tim(garbage, lengths))
+
+
+def test_attentive_stats_pooling_is_mean_and_std_under_uniform_attention() -> None:
+    pool = AttentiveStatsPooling(4)
+    torch.nn.init.zeros_(pool.score[-1].weight)  # every frame scores the same
+    h = torch.randn(2, 9, 4)
+    lengths = torch.tensor([9, 5])
+    out = pool(h, lengths)
+    assert out.shape == (2, 8)
+    for row, n in enumerate(lengths):
+        valid = h[row, :n]
+        torch.testing.assert_close(out[row, :4], valid.mean(0))
+        torch.testing.assert_close(out[row, 4:], valid.std(0, unbiased=False), atol=1e-5, rtol=0)
+
+
+def test_attentive_stats_pooling_ignores_padded_frames() -> None:
+    torch.manual_seed(0)
+    pool = AttentiveStatsPooling(4)
+    h = torch.randn(1, 6, 4)
+    padded = torch.cat([h, torch.full((1, 4, 4), 50.0)], dim=1)
+    torch.testing.assert_close(pool(padded, torch.tensor([6])), pool(h))
+
+
+def test_every_pooling_gives_a_unit_embedding() -> None:
+    for pooling in ("mean", "attentive_stats"):
+        net = EmbeddingNet("cnn", 4, channels=8, embedding_dim=6, pooling=pooling)
+        emb = net.embed(torch.randn(3, 11, 39), torch.tensor([11, 4, 7]))
+        torch.testing.assert_close(emb.norm(dim=1), torch.ones(3))
+    with pytest.raises(ValueError, match="model.pooling"):
+        build_pooling("max", 8)
+
+
+def test_arcface_loss_decreases_on_a_toy_set() -> None:
+    torch.manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(16)
+    x = torch.randn(len(labels), 12) + 2.0 * torch.nn.functional.one_hot(labels, 12)[:, :12].float()
+    net = torch.nn.Linear(12, 8)
+    loss_fn = AngularMarginObjective(num_classes=4, embedding_dim=8, margin_deg=20.0, scale=16.0)
+    optimizer = torch.optim.Adam([*net.parameters(), *loss_fn.parameters()], lr=0.01)
+    losses = []
+    for _ in range(60):
+        loss = loss_fn(net(x), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_metric_loss_names_the_setting() -> None:
+    assert isinstance(build_metric_loss("subcenter_arcface", 3, 8), AngularMarginObjective)
+    with pytest.raises(ValueError, match="model.metric_loss"):
+        build_metric_loss("contrastive", 3, 8)
+
+
+def test_masking_changes_training_batches_only() -> None:
+    masking = SpecMasking(time_masks=2, time_mask_frames=5, feature_masks=2, feature_mask_width=4)
+    centre = torch.full((39,), 3.0)
+    x = torch.randn(4, 50, 39)
+    masked = masking.train()(x, centre)
+    changed = (masked - x).abs() > 1e-5
+    assert changed.any() and torch.allclose(masked[changed], torch.tensor(3.0))  # the centre
+    assert torch.equal(masking.eval()(x, centre), x)
+    assert torch.equal(SpecMasking().train()(x, centre), x)
+
+
+def test_module_augments_in_training_and_never_in_evaluation() -> None:
+    torch.manual_seed(0)
+    module = EmotionEmbeddingModule(
+        num_classes=3, channels=8, layers=6, embedding_dim=8, time_masks=2, feature_masks=2,
+        label_smoothing=0.1,
+    )  # fmt: skip
+    x = torch.randn(2, 30, 39)
+    module.eval()
+    with torch.no_grad():
+        first, _ = module(x)
+        second, _ = module(x)
+    torch.testing.assert_close(first, second)
+    module.train()
+    assert not torch.equal(module.augment(x, module.embedder.feature_mean), x)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        EmotionEmbeddingModule(label_smoothing=1.0)
+
+
+def test_long_windows_give_whole_utterances_padded_to_the_longest() -> None:
+    frames = torch.arange(30.0)[:, None].expand(30, 2).contiguous()
+    offsets = torch.tensor([0, 10, 30])
+    x, lengths = gather_windows(frames, offsets, torch.tensor([0, 1]), torch.tensor([0, 0]), 500)
+    assert x.shape == (2, 20, 2) and lengths.tolist() == [10, 20]
+    assert torch.equal(x[0, :10, 0], torch.arange(10.0)) and torch.all(x[0, 10:] == 0)
+    assert torch.equal(x[1, :, 0], torch.arange(10.0, 30.0))
+
+
+def test_cosine_decay_runs_from_the_start_rate_to_the_end_rate() -> None:
+    module = EmotionEmbeddingModule(
+        num_classes=3, channels=8, layers=6, embedding_dim=8, softmax_epochs=11,
+        lr_decay="cosine", lr_end_factor=0.01,
+    )  # fmt: skip
+
+    class Trainer:
+        current_epoch = 0
+
+    module._trainer = Trainer()
+    rates = []
+    for epoch in range(11):
+        module.trainer.current_epoch = epoch
+        rates.append(module.learning_rate(1.0))
+    assert rates[0] == pytest.approx(1.0) and rates[-1] == pytest.approx(0.01)
+    assert rates[5] == pytest.approx((1.0 + 0.01) / 2)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert not math.isclose(rates[1] - rates[2], rates[4] - rates[5])  # not linear
