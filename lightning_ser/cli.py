@@ -3,23 +3,31 @@
 `fit`, `validate`, `test` and `predict -c CONFIG` are LightningCLI's; the other subcommands are
 tools of this project (`cache`, `download`, `predict --ckpt ...` for Phase III inference, `embed`,
 `export`, `cv`, `sweep`). `main(args)` runs in-process, so tests drive the real CLI.
+
+Every command that trains or evaluates works in a run folder (see `runs.py`) that it prints at
+its start and end. A mistake a user can make ends in one line naming the file or setting and a
+non-zero exit status; `--debug` (or LIGHTNING_SER_DEBUG=1) shows the full traceback instead.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from pytorch_lightning.cli import LightningCLI
 
+from . import runs
 from .data.datamodule import EmotionDataModule
 from .module import EmotionEmbeddingModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+#: Hands the run folder chosen by rank 0 to the DDP ranks its launcher starts.
+RUN_DIR_ENV = "LIGHTNING_SER_RUN_DIR"
 
 
 class SERCLI(LightningCLI):
@@ -40,6 +48,20 @@ class SERCLI(LightningCLI):
             "data.features", "model.init_args.feature_config", asdict, apply_on="instantiate"
         )
         parser.add_argument(
+            "--run_dir",
+            type=Optional[str],  # noqa: UP045 - jsonargparse reads typing's Optional
+            default=None,
+            help="the run folder (default: <save_dir>/<corpus>/<split>[/fold_<k>]/version_<n>, "
+            "a new version for every fit; test/validate/predict use the checkpoint's folder)",
+        )
+        parser.add_argument(
+            "--evaluate_elsewhere",
+            type=bool,
+            default=False,
+            help="allow test/validate on data or a split other than the checkpoint's (the report "
+            "says so); without it such a run is refused",
+        )
+        parser.add_argument(
             "--test_after_fit",
             type=bool,
             default=False,
@@ -47,12 +69,22 @@ class SERCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
+        callback = self.trainer.checkpoint_callback
+        if callback is not None and callback.best_model_path:
+            score = callback.best_model_score
+            value = f" ({callback.monitor} {100 * float(score):.2f}%)" if score is not None else ""
+            print(f"[fit] best checkpoint: {callback.best_model_path}{value}", flush=True)
+        if getattr(self, "run_dir", None) is not None:
+            print(f"[fit] run folder: {self.run_dir}", flush=True)
         if self.config.fit.get("test_after_fit") and not self.trainer.fast_dev_run:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            self.after_test()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
+        if self.subcommand:
+            self._place_run(config)
         if trainer.get("precision") is None:
             # Mixed precision on a GPU, plain float32 (and no warnings) on a CPU.
             gpu = torch.cuda.is_available() and trainer.get("accelerator") in (
@@ -66,6 +98,45 @@ class SERCLI(LightningCLI):
             for logger in loggers if isinstance(loggers, list) else [loggers]:
                 if getattr(logger, "class_path", "").endswith("RunLogger"):
                     logger.init_args.metrics_file = f"{self.subcommand}_metrics.csv"
+
+    def _place_run(self, config: Any) -> None:
+        """Point the run's loggers at its run folder (unless the config fixes a version)."""
+        loggers = config.trainer.get("logger")
+        loggers = loggers if isinstance(loggers, list) else [loggers]
+        run_logger = next(
+            (lg for lg in loggers if getattr(lg, "class_path", "").endswith("RunLogger")), None
+        )
+        if run_logger is None:
+            self.run_dir = None
+            return
+        args = run_logger.init_args
+        launched = os.environ.get("LOCAL_RANK") and os.environ.get(RUN_DIR_ENV)
+        if launched:  # a DDP rank started by rank 0's launcher: rank 0 chose the folder
+            run_dir = Path(os.environ[RUN_DIR_ENV])
+        elif config.get("run_dir"):
+            run_dir = Path(config.run_dir)
+        elif args.get("version") is not None:
+            run_dir = Path(args.save_dir) / (args.get("name") or "") / str(args.version)
+        else:
+            data = config.data.init_args if "init_args" in config.data else config.data
+            run_dir = runs.resolve_run_dir(
+                self.subcommand,
+                args.save_dir,
+                data.corpus,
+                data.split,
+                data.fold,
+                config.get("ckpt_path"),
+            )
+        args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
+        for logger in loggers:
+            if getattr(logger, "class_path", "").endswith("WandbLogger"):
+                logger.init_args.save_dir = str(run_dir)
+                if not logger.init_args.get("name"):
+                    logger.init_args.name = str(run_dir)
+        self.run_dir = run_dir
+        if not launched:
+            os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP ranks launched later
+            print(f"[{self.subcommand}] run folder: {run_dir}", flush=True)
 
     def _resolve_ckpt(self) -> None:
         """`--ckpt_path best` in a new process: the run directory's `checkpoints/best.ckpt`."""
@@ -84,14 +155,30 @@ class SERCLI(LightningCLI):
             )
         config.ckpt_path = str(candidate)
 
-    def before_validate(self) -> None:
+    def _before_evaluation(self) -> None:
         self._resolve_ckpt()
+        self.model.evaluate_elsewhere = bool(self.config_init[self.subcommand].evaluate_elsewhere)
+
+    def before_validate(self) -> None:
+        self._before_evaluation()
 
     def before_test(self) -> None:
-        self._resolve_ckpt()
+        self._before_evaluation()
 
     def before_predict(self) -> None:
-        self._resolve_ckpt()
+        self._before_evaluation()
+
+    def after_test(self) -> None:
+        metrics = self.trainer.callback_metrics
+        head = ", ".join(
+            f"{key.removeprefix('test/')} {100 * float(metrics[key]):.2f}%"
+            for key in ("test/least_angle/wa", "test/least_angle/ua", "test/softmax/wa")
+            if key in metrics
+        )
+        print(f"[test] {head}", flush=True)
+        report = Path(self.trainer.log_dir or ".") / "report" / "report.md"
+        if report.exists():
+            print(f"[test] report: {report}", flush=True)
 
 
 def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
@@ -126,9 +213,35 @@ def dispatch(args: list[str] | None = None) -> Any:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of the `lightning` and `lightning-ser` commands: returns the exit status."""
-    result = dispatch(args)
+    """Entry point of the `lightning` and `lightning-ser` commands: returns the exit status.
+
+    An error ends in one line on stderr (exit status 1); `--debug` anywhere on the command line,
+    or LIGHTNING_SER_DEBUG=1, lets the traceback through instead.
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get("LIGHTNING_SER_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        result = dispatch(argv)
+    except KeyboardInterrupt:
+        print("lightning-ser: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns errors into one line
+        if debug:
+            raise
+        print(f"lightning-ser: error: {one_line(err)} (--debug shows where)", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none), without torch's advice
+    to load checkpoints with weights_only=False."""
+    while err.__cause__ is not None and not str(err).strip():
+        err = err.__cause__
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text.split("weights_only=False")[0].rstrip(" ,;:(") if "weights_only" in text else text
 
 
 if __name__ == "__main__":

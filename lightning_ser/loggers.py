@@ -1,7 +1,8 @@
-"""A CSV logger for a named run directory that keeps each subcommand's metrics in its own file."""
+"""A CSV logger for a run folder that keeps every row it ever wrote."""
 
 from __future__ import annotations
 
+import csv
 import os
 from typing import Any
 
@@ -9,35 +10,50 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 
-class RunLogger(CSVLogger):
-    """CSVLogger writing to `<save_dir>/<name>/<version>/<metrics_file>`.
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing metrics file is continued, not deleted.
 
-    Lightning's CSVLogger deletes `metrics.csv` whenever it opens a run directory that is not empty,
-    so `lightning test` into the run that `lightning fit` made would erase the training curves.
-    Here every subcommand gets its own file (the CLI sets `test_metrics.csv` for `test`, ...), and
-    a fixed `version` makes the run directory predictable for `--ckpt_path best`. Under a W&B
-    sweep agent the W&B run id is appended, so the runs of a sweep do not share a folder.
+    Lightning's writer removes `metrics.csv` whenever it opens a folder that is not empty, so a
+    resumed `fit` (or one that failed at start-up) erased the epochs already logged. Here the
+    existing header is read back and new rows are appended under it.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                self.metrics_keys = list(next(csv.reader(handle), []))
+
+
+class RunLogger(CSVLogger):
+    """CSVLogger writing to `<save_dir>/<name>/<version>/<metrics_file>`, never erasing rows.
+
+    The CLI sets save_dir / name / version to the run folder (see `lightning_ser.runs`) unless the
+    config fixes `version`, and gives every subcommand its own file (`test_metrics.csv` for
+    `test`, ...). Under a W&B sweep agent the W&B run id is appended to the version, so the runs
+    of a sweep do not share a folder.
     """
 
     def __init__(
         self,
         save_dir: str = "runs",
-        name: str = "run",
-        version: str = "default",
+        name: str | None = None,
+        version: str | None = None,
         metrics_file: str = "metrics.csv",
         **kwargs: Any,
     ) -> None:
-        if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        if (
+            version is not None
+            and os.environ.get("WANDB_SWEEP_ID")
+            and os.environ.get("WANDB_RUN_ID")
+        ):
             version = f"{version}-{os.environ['WANDB_RUN_ID']}"  # one folder per sweep run
-        super().__init__(save_dir, name=name, version=version, **kwargs)
+        super().__init__(save_dir, name=name or "", version=version, **kwargs)
         self.metrics_file = metrics_file
 
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            writer = type(
-                "RunWriter", (ExperimentWriter,), {"NAME_METRICS_FILE": self.metrics_file}
-            )
+            writer = type("RunWriter", (AppendingWriter,), {"NAME_METRICS_FILE": self.metrics_file})
             self._experiment = writer(log_dir=self.log_dir)
         return self._experiment

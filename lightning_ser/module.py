@@ -38,6 +38,10 @@ STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
 LrDecay = Literal["linear", "cosine"]
 
 
+class SplitMismatchError(ValueError):
+    """A checkpoint evaluated on another split than the one it was trained on."""
+
+
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
     """SGD with momentum at the paper's starting learning rate, 0.05."""
     return torch.optim.SGD(params, lr=0.05, momentum=0.9)
@@ -172,6 +176,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.stage: Stage = "softmax"
         self.stage_start_epoch = 0
         self.class_embeddings_from: tuple[int, int] = (0, 0)  # embedding_view they were made with
+        self.trained_on: dict[str, Any] | None = None  # the split of a loaded checkpoint
+        self.evaluate_elsewhere = False  # set by the CLI's --evaluate_elsewhere
         self.val_metrics = torch.nn.ModuleDict(
             {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
         )
@@ -246,12 +252,16 @@ class EmotionEmbeddingModule(pl.LightningModule):
         checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
         checkpoint["lightning_ser_format"] = CHECKPOINT_FORMAT
         checkpoint["embedder"] = dict(self.embedder.config)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if hasattr(datamodule, "split_identity") and datamodule.split is not None:
+            checkpoint["split"] = datamodule.split_identity
         checkpoint["class_embeddings_from"] = list(self.class_embeddings_from)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("stage", {"name": "softmax", "start_epoch": 0})
         self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
+        self.trained_on = checkpoint.get("split")
         if checkpoint.get("lightning_ser_format", 1) < 2:  # format 1: no `embedder.` prefix
             checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
 
@@ -360,6 +370,43 @@ class EmotionEmbeddingModule(pl.LightningModule):
         stale = self.class_embeddings_from != self.embedding_view
         if self.class_embeddings.abs().sum() == 0 or stale:
             self.refresh_class_embeddings()
+
+    def check_split(self) -> None:
+        """Refuse to evaluate a checkpoint on another split than the one it was trained on: its
+        test part could hold training utterances. `--evaluate_elsewhere true` allows it."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.trained_on is None or not hasattr(datamodule, "split_identity"):
+            return
+        now = datamodule.split_identity
+        if now == self.trained_on or self.evaluate_elsewhere:
+            return
+
+        def describe(s: dict[str, Any]) -> str:
+            return (
+                f"{s['corpus']} {s['protocol']} fold {s['fold']} seed {s['seed']} ({s['digest']})"
+            )
+
+        raise SplitMismatchError(
+            f"the checkpoint was trained on {describe(self.trained_on)} but this run's data gives "
+            f"{describe(now)}: its test part may hold training utterances. Use the training "
+            "settings (--data.split / --data.fold / --data.seed / --data.root), or pass "
+            "--evaluate_elsewhere true to evaluate anyway"
+        )
+
+    @property
+    def evaluated_elsewhere(self) -> bool:
+        """Whether this evaluation runs on another split than the checkpoint's (allowed)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.trained_on is None or not hasattr(datamodule, "split_identity"):
+            return False
+        return datamodule.split_identity != self.trained_on
+
+    def on_test_start(self) -> None:
+        self.check_split()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "validate":
+            self.check_split()
 
     def on_test_epoch_start(self) -> None:
         self._ensure_class_embeddings()

@@ -59,7 +59,7 @@ def test_fast_dev_run(run) -> None:
 
 def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> None:
     cli = run("fit")
-    run_dir = tmp_path / "runs" / "tiny" / "test"
+    run_dir = tmp_path / "runs" / "ravdess" / "holdout" / "version_0"
     module = cli.model
     assert module.stage == "triplet"
     assert cli.trainer.current_epoch == 4  # 2 softmax + 2 triplet epochs (the caps)
@@ -94,7 +94,7 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     cropped = run("test", "--ckpt_path", best, "--data.eval_crops", "3")
     window = cropped.datamodule.window_frames
     assert cropped.model.class_embeddings_from == (3, window)
-    whole = saved["state_dict"]["class_embeddings"]
+    whole = saved["state_dict"]["embedder.class_embeddings"]
     assert not torch.allclose(cropped.model.class_embeddings.cpu(), whole)
     predicted = run("predict", "--ckpt_path", best, "--data.eval_crops", "3")
     assert predicted.model.class_embeddings_from == (3, window)
@@ -124,7 +124,7 @@ def test_stage_ends_by_early_stopping_before_its_cap(run, tmp_path: Path) -> Non
 
 def test_resume_from_last_checkpoint_continues_stage_and_schedule(run, tmp_path: Path) -> None:
     run("fit", "--trainer.max_epochs", "3")
-    last = tmp_path / "runs" / "tiny" / "test" / "checkpoints" / "last.ckpt"
+    last = tmp_path / "runs" / "ravdess" / "holdout" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
     assert state["stage"] == {"name": "triplet", "start_epoch": 2}
     cli = run("fit", "--ckpt_path", str(last))

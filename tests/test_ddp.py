@@ -34,7 +34,7 @@ def test_two_process_ddp_matches_single_process(
     data = ["--data.root", str(tiny_ravdess), "--data.cache_dir", str(cache_dir)]
     ddp = ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
     lightning(["fit", "-c", str(CONF), *data, *ddp], tmp_path)
-    run_dir = tmp_path / "runs" / "tiny" / "test"
+    run_dir = tmp_path / "runs" / "ravdess" / "holdout" / "version_0"
     best = run_dir / "checkpoints" / "best.ckpt"
     assert best.exists()
 

@@ -236,14 +236,23 @@ class EmotionDataModule(pl.LightningDataModule):
             raise ValueError(f"data.group_by={self.group_by!r} is not a field of {u.path}")
         return str(u.meta[self.group_by])
 
+    @property
+    def split_identity(self) -> dict[str, Any]:
+        """The split's identity (protocol, fold, seed, digest of the file lists) and the corpus."""
+        split = self._require_split()
+        return {"corpus": self.corpus, **split.identity([str(p) for p in self.table.paths])}
+
     def _save_split(self) -> None:
+        """Write split.json into the run folder when training (evaluation never rewrites it)."""
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank
-        if not trainer.is_global_zero:
+        target = run_dir / "split.json"
+        fitting = trainer.state.fn == "fit"
+        if not trainer.is_global_zero or (target.exists() and not fitting):
             return
-        self.split.to_json(run_dir / "split.json", self.table.paths, self.groups)
+        self.split.to_json(target, self.table.paths, self.groups)
 
     def train_dataloader(self) -> DataLoader:
         split = self._require_split()

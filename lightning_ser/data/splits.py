@@ -9,6 +9,7 @@ in the speaker protocols, so the test part never influences training or model se
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -47,6 +48,22 @@ class Split:
     def speaker_independent(self) -> bool:
         """True when no speaker (or session) is in both the training and the test part."""
         return self.protocol in SPEAKER_INDEPENDENT
+
+    def identity(self, paths: Sequence[str]) -> dict[str, object]:
+        """What makes this split this split: protocol, fold, seed and a digest of the file lists
+        of every part (kept in checkpoints, so a model is never tested on its training data)."""
+        digest = hashlib.sha256()
+        for part in ("train", "val", "test"):
+            digest.update(part.encode())
+            for i in sorted(paths[i] for i in getattr(self, part)):
+                digest.update(i.encode() + b"\0")
+        return {
+            "protocol": self.protocol,
+            "fold": self.fold,
+            "seed": self.seed,
+            "utterances": len(self.train) + len(self.val) + len(self.test),
+            "digest": digest.hexdigest()[:16],
+        }
 
     def to_json(self, path: str | Path, paths: Sequence[str], groups: Sequence[str]) -> None:
         """Save the split with file paths and speakers, so a run can be audited and repeated."""

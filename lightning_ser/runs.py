@@ -1,0 +1,82 @@
+"""Run folders: where a command's files go, so that no run ever overwrites another.
+
+A run folder is `<save_dir>/<corpus>/<split>[/fold_<k>]/version_<n>`: the experiment (corpus,
+protocol, fold) names the folder, and every `fit` gets a new version. `fit --ckpt_path
+.../checkpoints/last.ckpt` resumes in the checkpoint's own folder; `test` / `validate` /
+`predict` work in the folder of the checkpoint they evaluate (`--ckpt_path best`: the newest
+version of the experiment that has a best checkpoint). `--run_dir PATH` names the folder outright.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+#: Protocols with a single split: their run folders carry no fold.
+SINGLE_SPLIT = ("holdout", "speaker_holdout")
+_VERSION = re.compile(r"^version_(\d+)$")
+
+
+def experiment_folder(save_dir: str | Path, corpus: str, split: str, fold: int) -> Path:
+    """`<save_dir>/<corpus>/<split>[/fold_<k>]`: the folder holding an experiment's versions."""
+    folder = Path(save_dir) / corpus / split
+    return folder if split in SINGLE_SPLIT else folder / f"fold_{fold}"
+
+
+def versions(folder: Path) -> list[Path]:
+    """The `version_<n>` folders of an experiment, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _VERSION.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def next_version(folder: Path) -> Path:
+    """A version folder that does not exist yet: one past the newest."""
+    existing = versions(folder)
+    number = int(_VERSION.match(existing[-1].name).group(1)) + 1 if existing else 0
+    return folder / f"version_{number}"
+
+
+def newest_with_best(folder: Path) -> Path | None:
+    """The newest version of an experiment with `checkpoints/best.ckpt`, or None."""
+    for version in reversed(versions(folder)):
+        if (version / "checkpoints" / "best.ckpt").is_file():
+            return version
+    return None
+
+
+def checkpoint_run_dir(ckpt_path: str | Path) -> Path | None:
+    """The run folder of a checkpoint saved as `<run>/checkpoints/<name>.ckpt`, else None."""
+    path = Path(ckpt_path)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def resolve_run_dir(
+    subcommand: str,
+    save_dir: str | Path,
+    corpus: str,
+    split: str,
+    fold: int,
+    ckpt_path: str | None,
+) -> Path:
+    """The run folder of a command (see the module docstring for the rules).
+
+    Raises:
+        FileNotFoundError: `--ckpt_path best` and the experiment has no best checkpoint yet.
+    """
+    folder = experiment_folder(save_dir, corpus, split, fold)
+    if ckpt_path == "best":
+        found = newest_with_best(folder)
+        if found is None:
+            raise FileNotFoundError(
+                f"--ckpt_path best: no run of {corpus} / {split}"
+                f"{'' if split in SINGLE_SPLIT else f' / fold {fold}'} has a best checkpoint "
+                f"under {folder}; run `fit` with this config first, or pass the checkpoint file"
+            )
+        return found
+    if ckpt_path and (own := checkpoint_run_dir(ckpt_path)) is not None:
+        return own
+    if subcommand == "fit":
+        return next_version(folder)
+    return next_version(folder) if ckpt_path else (newest_with_best(folder) or next_version(folder))
