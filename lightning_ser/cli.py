@@ -155,6 +155,17 @@ class SERCLI(LightningCLI):
             )
         config.ckpt_path = str(candidate)
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse, then read a given checkpoint safely before Lightning does, so that a missing,
+        truncated or code-carrying file ends in one clear line (see inference.checkpoint)."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and path not in ("best", "last", "hpc", "registry"):
+            from .inference.checkpoint import read_checkpoint
+
+            read_checkpoint(path)
+
     def _before_evaluation(self) -> None:
         self._resolve_ckpt()
         self.model.evaluate_elsewhere = bool(self.config_init[self.subcommand].evaluate_elsewhere)

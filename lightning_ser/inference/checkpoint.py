@@ -30,7 +30,14 @@ class CheckpointError(ValueError):
     """A checkpoint unusable for inference; the message names the file and the problem."""
 
 
-def _load_dict(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A lightning-ser checkpoint as a dictionary, read with weights_only=True (no code runs).
+
+    Raises:
+        CheckpointError: missing, not a checkpoint, holding objects that would run code,
+            truncated, or of another format; the message names the file.
+    """
+    path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
@@ -41,16 +48,19 @@ def _load_dict(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        match = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", text)
-        if match:
-            raise CheckpointError(
-                f"{path} cannot be loaded without running code stored in it (it holds "
-                f"{match.group(1)}, which weights_only=True refuses); it is not a lightning-ser "
-                "checkpoint"
-            ) from err
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint file (unreadable)") from err
+        if "truncated" in text or "EOF" in text:
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint file (truncated)") from err
+        match = re.search(
+            r"(?:Unsupported global|Trying to call reduce for): (?:GLOBAL )?([\w.]+)", text
+        )
+        what = f" ({match.group(1)})" if match else ""
+        raise CheckpointError(
+            f"{path} holds objects that would run code when loaded{what}; it was refused "
+            "(a lightning-ser checkpoint holds only tensors and plain values)"
+        ) from err
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first.split(". This is")[0]  # torch's long advice after the reason
         raise CheckpointError(f"{path} is not a PyTorch checkpoint file ({first})") from err
     if not isinstance(ckpt, dict):
         raise CheckpointError(
@@ -87,7 +97,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Emo
         CheckpointError: missing file, not a checkpoint, another format, or incomplete contents.
     """
     path = Path(path).expanduser()
-    ckpt = _load_dict(path)
+    ckpt = read_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
     state = ckpt["state_dict"]
     if ckpt["lightning_ser_format"] < 2:

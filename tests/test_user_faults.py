@@ -1,0 +1,146 @@
+"""What a user meets around the core: run folders that never overwrite, refused evaluations on
+the wrong split, kept logs, and one-line errors. Each case failed before its fix."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_ser.cli import main
+
+CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+SHORT = ["--model.softmax_epochs", "1", "--model.triplet_epochs", "1"]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """`lightning SUBCOMMAND -c tiny.yaml ...` in a fresh folder; returns the exit status."""
+    monkeypatch.chdir(tmp_path)
+
+    def call(subcommand: str, *extra: str, root: Path | str = tiny_ravdess) -> int:
+        args = [subcommand, "-c", str(CONF), "--data.root", str(root)]
+        return main([*args, "--data.cache_dir", str(cache_dir), *extra])
+
+    return call
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_fit_gets_its_own_run_folder(cli, tmp_path: Path, capsys) -> None:
+    assert cli("fit", *SHORT) == 0
+    assert cli("fit", *SHORT, "--data.split", "kfold", "--data.fold", "3") == 0
+    assert cli("fit", *SHORT) == 0
+    out = capsys.readouterr().out
+    runs = tmp_path / "runs" / "ravdess"
+    for folder in ("holdout/version_0", "holdout/version_1", "kfold/fold_3/version_0"):
+        assert (runs / folder / "checkpoints" / "best.ckpt").exists(), folder
+        assert f"run folder: runs/ravdess/{folder}" in out
+    assert "best checkpoint:" in out
+
+
+def test_test_best_uses_the_newest_run_and_prints_the_metrics(cli, tmp_path: Path, capsys) -> None:
+    cli("fit", *SHORT)
+    cli("fit", *SHORT)
+    capsys.readouterr()
+    assert cli("test", "--ckpt_path", "best") == 0
+    out = capsys.readouterr().out
+    assert "run folder: runs/ravdess/holdout/version_1" in out
+    assert "[test] least_angle/wa" in out and "%" in out
+    assert (tmp_path / "runs/ravdess/holdout/version_1/report/report.md").exists()
+    assert not (tmp_path / "runs/ravdess/holdout/version_0/report").exists()
+
+
+def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
+    assert cli("fit", *SHORT, "--run_dir", "elsewhere/mine") == 0
+    assert (tmp_path / "elsewhere/mine/checkpoints/last.ckpt").exists()
+
+
+def test_testing_on_another_split_is_refused_unless_asked(cli, tmp_path: Path, capsys) -> None:
+    cli("fit", *SHORT)
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    best = str(run / "checkpoints/best.ckpt")
+    split_before = (run / "split.json").read_text()
+    capsys.readouterr()
+    assert cli("test", "--ckpt_path", best, "--data.split", "kfold") == 1
+    err = capsys.readouterr().err
+    assert "trained on ravdess holdout fold 0" in err and "--evaluate_elsewhere" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert cli("test", "--ckpt_path", best, "--data.seed", "5") == 1  # another draw: refused
+    assert (run / "split.json").read_text() == split_before  # never rewritten by evaluation
+    assert cli("test", "--ckpt_path", best, "--data.seed", "5", "--evaluate_elsewhere", "true") == 0
+    saved = torch.load(best, weights_only=True)
+    assert saved["split"]["protocol"] == "holdout" and len(saved["split"]["digest"]) == 16
+
+
+def test_resuming_keeps_the_rows_of_earlier_epochs(cli, tmp_path: Path) -> None:
+    cli("fit", "--trainer.max_epochs", "3")
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    before = rows(run / "metrics.csv")
+    assert cli("fit", "--ckpt_path", str(run / "checkpoints/last.ckpt")) == 0
+    after = rows(run / "metrics.csv")
+    epochs = {r["epoch"] for r in after}
+    assert len(after) > len(before) and {"0", "1", "2", "3"} <= epochs
+
+
+def test_a_failed_start_keeps_the_metrics(cli, tmp_path: Path) -> None:
+    cli("fit", *SHORT)
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    before = (run / "metrics.csv").read_text()
+    assert cli("fit", "--ckpt_path", str(run / "checkpoints/lats.ckpt")) == 1
+    assert (run / "metrics.csv").read_text() == before
+
+
+def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> None:
+    assert cli("fit", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2") == 0
+    last = torch.load(
+        tmp_path / "runs/ravdess/holdout/version_0/checkpoints/last.ckpt", weights_only=True
+    )
+    assert last["epoch"] == 2  # the third epoch, which ran no validation
+
+
+@pytest.mark.parametrize(
+    ("args", "root", "expected"),
+    [
+        ([], "/no/such/corpus", "/no/such/corpus"),
+        (["--data.corpus", "nosuch"], None, "nosuch"),
+        (["--data.split", "speaker_kfold", "--data.n_folds", "10"], None, "data.n_folds=10"),
+        (["--data.split", "kfold", "--data.fold", "12"], None, "data.fold=12"),
+        (["--ckpt_path", "missing.ckpt"], None, "missing.ckpt"),
+    ],
+)
+def test_mistakes_end_in_one_line(cli, capsys, args, root, expected) -> None:
+    status = cli("fit", *args) if root is None else cli("fit", *args, root=root)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert expected in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("case", ["truncated", "malicious"])
+def test_bad_checkpoints_end_in_one_line_without_torch_advice(
+    cli, tmp_path: Path, capsys, case: str
+) -> None:
+    cli("fit", *SHORT)
+    good = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/best.ckpt"
+    bad = tmp_path / f"{case}.ckpt"
+    if case == "truncated":
+        bad.write_bytes(good.read_bytes()[:3000])
+    else:
+        torch.save({"state_dict": {}, "payload": Path("/tmp")}, bad)  # a class that runs code
+    capsys.readouterr()
+    assert cli("test", "--ckpt_path", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "weights_only=False" not in err and "Traceback" not in err
+    if case == "malicious":
+        assert "would run code" in err
+
+
+def test_debug_shows_the_traceback(cli) -> None:
+    with pytest.raises(Exception, match="nosuch"):
+        cli("fit", "--data.corpus", "nosuch", "--debug")
