@@ -216,6 +216,10 @@ def dispatch(args: list[str] | None = None) -> Any:
     command = argv[0] if argv else None
     from . import tools
 
+    if command in (None, "-h", "--help"):
+        print(tools.top_level_help())
+        return 0 if command else 2
+
     if command in tools.COMMANDS and not (
         command == "predict" and tools.is_lightning_predict(argv)
     ):

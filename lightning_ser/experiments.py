@@ -137,8 +137,18 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     from .cli import lightning_main
     from .data.splits import num_folds
 
-    parser = argparse.ArgumentParser(prog="lightning-ser cv", add_help=True)
-    parser.add_argument("--out", default=None, help="results folder (default runs/cv-<split>)")
+    parser = argparse.ArgumentParser(
+        prog="lightning-ser cv",
+        usage="lightning-ser cv -c CONFIG [--data.split kfold] [--data.* ...] [--folds 0,3] "
+        "[--out DIR] [--wandb]",
+        description="Fit + test every fold of the config's protocol (data.split), each into "
+        "OUT/fold_<k>/, then write folds.csv, summary.md and summary.json. Folds already done "
+        "are skipped, so an interrupted cv resumes. Every other option is passed to `fit` and "
+        "`test` (any setting of the config).",
+    )
+    parser.add_argument(
+        "--out", default=None, help="results folder (default runs/cv-<corpus>-<split>)"
+    )
     parser.add_argument("--folds", default=None, help="comma-separated folds (default: all)")
     parser.add_argument("--wandb", action="store_true", help="also log each fold to W&B")
     ns, args = parser.parse_known_args(argv)

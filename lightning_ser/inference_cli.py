@@ -98,7 +98,12 @@ def format_table(preds: Sequence[Prediction]) -> str:
 
 def predict_command(argv: list[str]) -> int:
     """`predict --ckpt PATH INPUT... [-o CSV] [--json]`: emotions of files and folders."""
-    parser = _parser("predict", "Classify audio files by the least angle to each emotion.")
+    parser = _parser(
+        "predict",
+        "Phase III: classify audio files by the least angle to each emotion's class embedding. "
+        "(`lightning-ser predict -c CONFIG --ckpt_path best` is Lightning's predict on the "
+        "config's test part instead.)",
+    )
     parser.add_argument(
         "-o", "--output", default=None, help="CSV to write (default: predictions.csv here)"
     )

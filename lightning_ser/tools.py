@@ -11,8 +11,51 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+#: Every command with one line each, for `lightning-ser --help`.
+COMMAND_HELP = (
+    ("fit", "train: softmax stage, then the metric (triplet / ArcFace) stage   -c CONFIG"),
+    ("validate", "evaluate a checkpoint on the validation part   -c CONFIG --ckpt_path best|FILE"),
+    (
+        "test",
+        "evaluate on the test part, write the paper's report   -c CONFIG --ckpt_path best|FILE",
+    ),
+    ("predict", "Phase III: emotions of audio files   --ckpt FILE INPUT... [-o CSV] [--json]"),
+    ("embed", "embeddings of audio files as .npy   --ckpt FILE INPUT... -o DIR"),
+    ("export", "TorchScript / ONNX embedder   --ckpt FILE -o DIR [--format torchscript onnx]"),
+    ("cv", "cross-validation: fit + test per fold, summary   -c CONFIG [--folds 0,3] [--out DIR]"),
+    ("sweep", "run a W&B grid sweep file locally (Table I)   SWEEP.yaml [--parallel N]"),
+    ("cache", "build / inspect the feature cache   -c CONFIG [--json] [--prune]"),
+    ("download", "fetch a corpus archive (RAVDESS speech)   ravdess DIR"),
+    ("experiment", "fit + test one configuration into a folder (used by sweep)   RUN_DIR -c ..."),
+)
+
+
+def top_level_help() -> str:
+    """`lightning-ser --help`: every command with one line, and where to read more."""
+    width = max(len(name) for name, _ in COMMAND_HELP)
+    lines = [
+        "usage: lightning-ser COMMAND [options]    (`lightning` and `python -m lightning_ser` "
+        "are the same program)",
+        "",
+        "Speech emotion recognition with triplet-loss emotion embeddings (Kumar et al.).",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP),
+        "",
+        "`lightning-ser COMMAND --help` shows a command's options. fit / validate / test take",
+        "every setting of the YAML config on the command line (--data.split kfold, --model.layers",
+        "7), and several -c files (a corpus: -c conf/ravdess.yaml -c conf/corpora/emodb.yaml);",
+        "`predict -c CONFIG` is Lightning's own predict on the test part. --debug shows",
+        "tracebacks instead of one-line errors.",
+    ]
+    return "\n".join(lines)
+
+
 def is_lightning_predict(argv: list[str]) -> bool:
-    """`predict -c CONFIG ...` is LightningCLI's; `predict --ckpt PATH INPUT...` is Phase III."""
+    """`predict -c CONFIG ...` is LightningCLI's; `predict --ckpt PATH INPUT...` is Phase III
+    (and so is `predict --help`, which explains both)."""
+    if any(a in ("-h", "--help") for a in argv):
+        return False
     return not any(a == "--ckpt" or a.startswith("--ckpt=") for a in argv)
 
 
@@ -23,6 +66,16 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
     """
     from .cli import lightning_main
 
+    if any(a in ("-h", "--help") for a in argv):
+        print(
+            "usage: lightning-ser cache -c CONFIG [--data.root DIR] [--data.* ...] [--json] "
+            "[--prune]\n\nBuild (or load) the feature cache of the config's corpus and print a "
+            "summary.\n\noptions:\n  -c CONFIG      the training config (its data settings "
+            "are used)\n  --data.*       any data setting, as for `fit`\n  --json         "
+            "print the summary as one JSON line\n  --prune        delete this corpus's caches "
+            "of other settings or file lists"
+        )
+        return {}
     as_json, prune = "--json" in argv, "--prune" in argv
     rest = [a for a in argv if a not in ("--json", "--prune")]
     cli = lightning_main([*rest, "--trainer.logger", "false"], run=False)
