@@ -1,4 +1,4 @@
-"""Class embeddings, the least-angle classifier, angle matrices, deviations and metrics.
+"""Class embeddings, the least-angle classifier, angle matrices and deviations (see also metrics).
 
 Plain functions on tensors (no Lightning, no plotting), following the paper's Section IV.B:
 
@@ -28,7 +28,6 @@ __all__ = [
     "angle_matrix",
     "angles_to_classes",
     "class_embeddings",
-    "classification_metrics",
     "cosine_to_classes",
     "least_angle_predict",
 ]
@@ -179,48 +178,3 @@ def angle_deviations(class_emb: Tensor, embeddings: Tensor, labels: Tensor) -> d
     result["average_intra"] = float(diag.mean()) if diag.numel() else nan
     result["average_inter"] = float(off.mean()) if off.numel() else nan
     return result
-
-
-def classification_metrics(preds: Tensor, labels: Tensor, num_classes: int) -> dict:
-    """WA, UA, macro-F1, the confusion matrix and per-class precision / recall / F1 / support.
-
-    Returns:
-        ``wa`` (float): correct / total, weighted accuracy (the paper's "un-weighted accuracy").
-        ``ua`` (float): mean of the per-class recalls over the classes that occur in `labels`
-        (unweighted average recall).
-        ``macro_f1`` (float): mean of the per-class F1 over the classes that occur in `labels`.
-        ``confusion``: [C, C] long tensor, rows = true class, columns = predicted class.
-        ``precision``, ``recall``, ``f1``: [C] float32 tensors; 0 where undefined (no predictions
-        of the class, or no samples of it), as scikit-learn's ``zero_division=0``.
-        ``support``: [C] long tensor, the number of samples of each class.
-    """
-    preds = torch.as_tensor(preds).reshape(-1).long().cpu()
-    n = preds.numel()
-    labels = _check_labels(torch.as_tensor(labels).cpu(), n, num_classes)
-    if n == 0:
-        raise ValueError("classification_metrics needs at least one sample, got none")
-    if int(preds.min()) < 0 or int(preds.max()) >= num_classes:
-        raise ValueError(
-            f"preds must lie in [0, {num_classes}), got values in "
-            f"[{int(preds.min())}, {int(preds.max())}]"
-        )
-    confusion = torch.bincount(labels * num_classes + preds, minlength=num_classes**2)
-    confusion = confusion.reshape(num_classes, num_classes)
-    tp = confusion.diagonal().double()
-    support = confusion.sum(dim=1)
-    predicted = confusion.sum(dim=0).double()
-    recall = torch.where(support > 0, tp / support.double().clamp(min=1), 0.0)
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=_EPS), 0.0)
-    present = support > 0
-    return {
-        "wa": float(tp.sum() / n),
-        "ua": float(recall[present].mean()),
-        "macro_f1": float(f1[present].mean()),
-        "confusion": confusion,
-        "precision": precision.to(torch.float32),
-        "recall": recall.to(torch.float32),
-        "f1": f1.to(torch.float32),
-        "support": support,
-    }

@@ -18,18 +18,12 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassRecall,
-)
 
 from .augment import SpecMasking
 from .embedder import CHECKPOINT_FORMAT, Embedder, upgrade_state_dict
 from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
+from .metrics import confusion_metric, scores
 from .models.pooling import PoolingName
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
@@ -45,18 +39,6 @@ class SplitMismatchError(ValueError):
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
     """SGD with momentum at the paper's starting learning rate, 0.05."""
     return torch.optim.SGD(params, lr=0.05, momentum=0.9)
-
-
-def classifier_metrics(num_classes: int) -> MetricCollection:
-    """WA (correct / total), UA (macro recall), macro-F1 and the confusion matrix."""
-    return MetricCollection(
-        {
-            "wa": MulticlassAccuracy(num_classes, average="micro"),
-            "ua": MulticlassRecall(num_classes, average="macro"),
-            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-            "confusion": MulticlassConfusionMatrix(num_classes),
-        }
-    )
 
 
 class EmotionEmbeddingModule(pl.LightningModule):
@@ -179,10 +161,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.trained_on: dict[str, Any] | None = None  # the split of a loaded checkpoint
         self.evaluate_elsewhere = False  # set by the CLI's --evaluate_elsewhere
         self.val_metrics = torch.nn.ModuleDict(
-            {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
+            {k: confusion_metric(num_classes) for k in ("least_angle", "softmax")}
         )
         self.test_metrics = torch.nn.ModuleDict(
-            {k: classifier_metrics(num_classes) for k in ("least_angle", "softmax")}
+            {k: confusion_metric(num_classes) for k in ("least_angle", "softmax")}
         )
         self.test_outputs: dict[str, torch.Tensor] = {}
         self._test_parts: list[dict[str, torch.Tensor]] = []
@@ -347,14 +329,14 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def _log_metrics(self, prefix: str, metrics: torch.nn.ModuleDict) -> dict[str, torch.Tensor]:
         values = {}
-        for name, collection in metrics.items():
-            for key, value in collection.compute().items():
-                if key != "confusion":
-                    values[f"{prefix}/{name}/{key}"] = value
-                    self.log(f"{prefix}/{name}/{key}", value, prog_bar=key == "wa")
-                else:
-                    values[f"{prefix}/{name}/{key}"] = value
-            collection.reset()
+        for name, confusion in metrics.items():
+            result = scores(confusion.compute())
+            for key in ("wa", "ua", "macro_f1"):
+                value = torch.tensor(result[key], device=self.device)
+                values[f"{prefix}/{name}/{key}"] = value
+                self.log(f"{prefix}/{name}/{key}", value, prog_bar=key == "wa")
+            values[f"{prefix}/{name}/confusion"] = result["confusion"]
+            confusion.reset()
         return values
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

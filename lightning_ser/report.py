@@ -33,9 +33,9 @@ from torch import Tensor  # noqa: E402
 from lightning_ser.embeddings import (  # noqa: E402
     angle_deviations,
     angle_matrix,
-    classification_metrics,
     least_angle_predict,
 )
+from lightning_ser.metrics import classification_metrics  # noqa: E402
 
 __all__ = [
     "SPEAKER_INDEPENDENT_PROTOCOLS",

@@ -31,11 +31,23 @@ def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        dispatch(["--help"])
-    assert exit_info.value.code == 0
-    assert "fit" in capsys.readouterr().out
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dispatch(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("fit", "test", "predict", "embed", "export", "cv", "sweep", "cache"):
+        assert f"\n  {command} " in out, command
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("cache", "--prune"), ("predict", "--ckpt"), ("cv", "runs/cv-<corpus>-<split>")],
+)
+def test_each_command_has_its_own_help(command, expected, capsys) -> None:
+    try:
+        dispatch([command, "--help"])
+    except SystemExit as done:
+        assert done.code in (0, None)
+    assert expected in capsys.readouterr().out
 
 
 def test_print_config_is_complete(run, capsys: pytest.CaptureFixture[str]) -> None:

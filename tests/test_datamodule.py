@@ -107,11 +107,11 @@ def test_windows_per_epoch_draws_each_utterance_that_often(tiny_ravdess, module_
     assert set(drawn) == set(dm.split.train) and set(drawn.values()) == {3}
 
 
-def test_windows_longer_than_an_utterance_are_zero_padded(tiny_ravdess, module_cache):
+def test_windows_longer_than_an_utterance_are_whole_utterances(tiny_ravdess, module_cache):
     dm = make_dm(tiny_ravdess, module_cache, window_frames=1000)
     dm.setup()
-    for b in train_batches(dm):
-        assert b["x"].shape[1:] == (1000, 39)
+    for b in train_batches(dm):  # padded to the batch's longest utterance, not to the window
+        assert b["x"].shape[1:] == (int(b["lengths"].max()), 39)
         assert torch.equal(b["start"], torch.zeros_like(b["start"]))
         assert torch.equal(b["lengths"], dm.table.lengths[b["index"]])
         for row, i in enumerate(b["index"].tolist()):
@@ -195,7 +195,9 @@ def test_normalisation_statistics_come_from_the_training_part(tiny_ravdess, modu
 
 def test_split_json_is_written_next_to_the_run(tiny_ravdess, module_cache, tmp_path):
     dm = make_dm(tiny_ravdess, module_cache, split="loso", fold=2)
-    dm.trainer = SimpleNamespace(is_global_zero=True, log_dir=str(tmp_path / "run"))
+    dm.trainer = SimpleNamespace(
+        is_global_zero=True, log_dir=str(tmp_path / "run"), state=SimpleNamespace(fn="fit")
+    )
     dm.setup("fit")
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert record["protocol"] == "loso" and record["speaker_independent"] is True

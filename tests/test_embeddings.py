@@ -20,10 +20,10 @@ from lightning_ser.embeddings import (
     angle_matrix,
     angles_to_classes,
     class_embeddings,
-    classification_metrics,
     cosine_to_classes,
     least_angle_predict,
 )
+from lightning_ser.metrics import classification_metrics
 
 SEEDS = [0, 1, 2, 3]
 
@@ -252,3 +252,19 @@ def test_bad_inputs_raise_clear_errors() -> None:
         angles_to_classes(torch.randn(3, 2), torch.randn(2, 5))
     with pytest.raises(ValueError, match="at least one sample"):
         classification_metrics(torch.tensor([]), torch.tensor([]), num_classes=2)
+
+
+def test_training_and_report_metrics_agree_when_a_class_is_predicted_but_absent() -> None:
+    """One definition: the module's confusion-matrix metric and the report's function agree."""
+    from lightning_ser.metrics import confusion_metric, scores
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    preds = torch.tensor([0, 3, 1, 1, 2, 0])  # class 3 is predicted once and never occurs
+    metric = confusion_metric(4)
+    metric.update(preds[:3], labels[:3])  # accumulated over batches, as in validation
+    metric.update(preds[3:], labels[3:])
+    from_training = scores(metric.compute())
+    from_report = classification_metrics(preds, labels, 4)
+    for key in ("wa", "ua", "macro_f1"):
+        assert from_training[key] == pytest.approx(from_report[key])
+    assert from_report["ua"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)  # classes 0, 1, 2 only

@@ -135,7 +135,7 @@ def test_loading_uses_weights_only(ckpt: Path, monkeypatch: pytest.MonkeyPatch) 
         ("tensor", "not a lightning-ser checkpoint"),
         ("no_format", "no 'lightning_ser_format'"),
         ("format7", "made by another version of lightning-ser (format 7, this version reads 1, 2)"),
-        ("pickled_code", "without running code stored in it (it holds pathlib.PosixPath"),
+        ("pickled_code", "holds objects that would run code when loaded (pathlib.PosixPath)"),
         ("no_class_embeddings", "no class embeddings"),
         ("incomplete", "missing feature_mean"),
     ],
