@@ -50,8 +50,7 @@ class StageEarlyStopping(EarlyStopping):
         if not should_stop:
             return
         module = trainer.lightning_module
-        log.info("stage %s ends at epoch %d: %s", module.stage, trainer.current_epoch, reason)
-        module.end_stage()
+        module.end_stage(f"no improvement of {self.monitor}: {reason}")
         self.wait_count = 0
         self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
 

@@ -11,6 +11,7 @@ non-zero exit status; `--debug` (or LIGHTNING_SER_DEBUG=1) shows the full traceb
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -128,7 +129,10 @@ class SERCLI(LightningCLI):
                 config.get("ckpt_path"),
             )
         args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
+        run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
         for logger in loggers:
+            if getattr(logger, "class_path", "") == "pytorch_lightning.loggers.WandbLogger":
+                logger.class_path = "lightning_ser.loggers.RunWandbLogger"  # same arguments
             if getattr(logger, "class_path", "").endswith("WandbLogger"):
                 logger.init_args.save_dir = str(run_dir)
                 if not logger.init_args.get("name"):
@@ -192,11 +196,19 @@ class SERCLI(LightningCLI):
             print(f"[test] report: {report}", flush=True)
 
 
+def _drop_tips(record: logging.LogRecord) -> bool:
+    """Logging filter: drop Lightning's product tips (e.g. the litlogger one)."""
+    return "Tip:" not in str(record.msg)
+
+
 def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
     """Run LightningCLI (fit / validate / test / predict) with this project's classes."""
     # main() always passes the arguments explicitly (so tests and subcommands share one path);
     # LightningCLI warns whenever sys.argv is not empty at the same time, which is expected here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # Noise a user cannot act on: a deprecation inside Lightning, and an advertisement.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_drop_tips)
     return SERCLI(
         EmotionEmbeddingModule,
         EmotionDataModule,

@@ -6,7 +6,7 @@ import csv
 import os
 from typing import Any
 
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 
@@ -57,3 +57,13 @@ class RunLogger(CSVLogger):
             writer = type("RunWriter", (AppendingWriter,), {"NAME_METRICS_FILE": self.metrics_file})
             self._experiment = writer(log_dir=self.log_dir)
         return self._experiment
+
+
+class RunWandbLogger(WandbLogger):
+    """Lightning's WandbLogger without the `anonymous` setting, which W&B no longer reads and
+    warns about on every run. The CLI uses it wherever a config names WandbLogger."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)

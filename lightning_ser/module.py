@@ -18,6 +18,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking
 from .embedder import CHECKPOINT_FORMAT, Embedder, upgrade_state_dict
@@ -197,13 +198,19 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.hparams.softmax_epochs if self.stage == "softmax" else self.hparams.triplet_epochs
         )
 
-    def end_stage(self) -> None:
-        """Move from softmax pre-training to triplet training, or stop after the last stage."""
+    def end_stage(self, reason: str = "its epoch cap") -> None:
+        """Move from softmax pre-training to the metric stage, or stop after the last stage."""
+        ended = self.stage
         if self.stage == "softmax" and self.hparams.triplet_epochs > 0:
             self.stage = "triplet"
             self.stage_start_epoch = self.current_epoch + 1
+            then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
         else:
             self.trainer.should_stop = True
+            then = "training stops"
+        rank_zero_info(
+            f"[fit] epoch {self.current_epoch}: the {ended} stage ends ({reason}); {then}"
+        )
 
     def learning_rate(self, base: float) -> float:
         """Decay from `base` to `base * lr_end_factor` over the current stage's cap (linear or
