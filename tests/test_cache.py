@@ -13,6 +13,7 @@ import torch
 import lightning_ser.data.cache as cache
 from lightning_ser.data.cache import (
     FeatureTable,
+    UnusableFilesError,
     cache_key,
     default_cache_dir,
     extract_all,
@@ -277,11 +278,30 @@ def test_a_failed_write_leaves_the_old_cache_intact(clips, cache_dir, monkeypatc
 # --- files without usable audio -------------------------------------------------------------------
 
 
-def test_a_bad_file_stops_the_build_by_default(clips, broken, cache_dir):
-    with pytest.raises(AudioError) as err:
-        build([*clips, broken], cache_dir)
-    assert err.value.path == broken and "on_bad_file" in str(err.value)
-    assert list(cache_dir.glob("*.pt")) == []
+def test_bad_files_are_listed_at_once_and_what_decoded_is_kept(
+    clips, broken, cache_dir, monkeypatch
+):
+    other = Path(broken).with_name("other.wav")
+    other.write_bytes(b"RIFF....not really")
+    with pytest.raises(UnusableFilesError) as err:
+        build([*clips, broken, str(other)], cache_dir)
+    message = str(err.value)
+    assert "2 file(s) without usable audio" in message and "on_bad_file" in message
+    assert broken in message and str(other) in message
+    listing = next(cache_dir.glob("*.skipped.tsv"))
+    assert broken in listing.read_text() and str(other) in listing.read_text()
+    assert len(list(cache_dir.glob("*.pt"))) == 1  # the good files' features are kept
+    # the user removes the bad files: nothing is decoded again
+    reused = []
+    real = cache.extract_all
+
+    def spy(paths, config, workers, progress, on_bad_file, reuse):
+        reused.append(set(reuse))
+        return real(paths, config, workers, progress, on_bad_file, reuse)
+
+    monkeypatch.setattr(cache, "extract_all", spy)
+    table, _ = build(clips, cache_dir)
+    assert table.paths == clips and reused == [set(clips)]
 
 
 def test_skip_drops_and_records_a_bad_file_and_the_cache_remembers(
@@ -295,9 +315,8 @@ def test_skip_drops_and_records_a_bad_file_and_the_cache_remembers(
     forbid_decoding(monkeypatch)
     again, info = build(paths, cache_dir, on_bad_file="skip")
     assert not info.built and again.failures == table.failures
-    with pytest.raises(AudioError) as err:  # the cached failure still stops an "error" run
+    with pytest.raises(UnusableFilesError, match="broken.wav"):  # still stops an "error" run
         build(paths, cache_dir, on_bad_file="error")
-    assert err.value.path == broken
 
 
 def test_parallel_extraction_equals_serial(clips, broken):
@@ -341,3 +360,36 @@ def test_full_ravdess_cache(cache_dir):
     again, info = load_or_build(paths, CONFIG, cache_dir, "ravdess", progress=False)
     assert not info.built and len(again) == 1440
     assert torch.equal(again.offsets, table.offsets)
+
+
+def test_frames_changed_in_place_are_detected_and_rebuilt(clips, cache_dir, caplog):
+    table, info = build(clips, cache_dir)
+    payload = torch.load(info.path, weights_only=True)
+    payload["frames"][5, 3] += 1.0  # a valid archive with one wrong value
+    torch.save(payload, info.path)
+    with caplog.at_level(logging.WARNING):
+        again, info2 = build(clips, cache_dir)
+    assert info2.built and "checksum" in caplog.text
+    torch.testing.assert_close(again.frames, table.frames)
+
+
+def test_an_unwritable_cache_folder_keeps_the_features_in_memory(clips, tmp_path, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING):
+        table, info = build(clips, blocker / "cache")  # a folder cannot be made inside a file
+    assert table.paths == clips and info.built
+    assert "not writable" in caplog.text and not info.path.exists()
+
+
+@pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_build_workers_are_set_to_die_with_their_parent():
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes; from lightning_ser.data.cache import _die_with_parent; _die_with_parent();"
+        "v = ctypes.c_int(); ctypes.CDLL('libc.so.6').prctl(2, ctypes.byref(v)); print(v.value)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "9"  # SIGKILL when the parent dies

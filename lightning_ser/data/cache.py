@@ -3,19 +3,24 @@
 The cache file is keyed by the feature configuration and by each audio file's identity (path, size,
 modification time), so a changed file or setting gives a new key and a rebuild, and a second run
 with the same inputs decodes no audio. Files are written atomically (temporary file + rename); a
-partial or corrupt file is detected on load and rebuilt.
+partial file, a corrupt one, or one whose frames were changed in place (a CRC-32 of the table is
+stored and checked on load) is detected and rebuilt. Build workers die with their parent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import math
 import multiprocessing
 import os
 import re
+import signal
+import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,7 +36,48 @@ from .features import AudioError, FeatureConfig, FeatureExtractor
 log = logging.getLogger(__name__)
 
 # 2: features from lightning_ser.data.dsp (same numbers as torchaudio's to float32 rounding).
-CACHE_VERSION = 2
+# 3: a CRC-32 of frames and offsets is stored and verified on load.
+CACHE_VERSION = 3
+#: Failures named one by one in a message; the rest are in the listing file.
+SHOWN_FAILURES = 5
+
+
+class UnusableFilesError(ValueError):
+    """Files without usable audio under on_bad_file="error"; the message lists them."""
+
+
+def table_checksum(frames: torch.Tensor, offsets: torch.Tensor) -> int:
+    """CRC-32 of the frames and offsets (zlib: about 1 GB/s, so a reload stays fast)."""
+    crc = zlib.crc32(frames.contiguous().numpy().view(np.uint8))
+    return zlib.crc32(offsets.contiguous().numpy().view(np.uint8), crc)
+
+
+def failures_message(failures: Sequence[tuple[str, str]], listing: Path | None) -> str:
+    """`N file(s) without usable audio: a (why); b (why); ... [full list: FILE]`."""
+    shown = "; ".join(f"{p} ({why})" for p, why in failures[:SHOWN_FAILURES])
+    more = len(failures) - SHOWN_FAILURES
+    rest = f"; and {more} more" if more > 0 else ""
+    where = f" [full list: {listing}]" if listing is not None else ""
+    return f"{len(failures)} file(s) without usable audio: {shown}{rest}{where}"
+
+
+def write_listing(path: Path, failures: Sequence[tuple[str, str]]) -> Path | None:
+    """Write `path<TAB>reason` lines (None when the folder is not writable)."""
+    try:
+        path.write_text("".join(f"{p}\t{why}\n" for p, why in failures))
+    except OSError:
+        return None
+    return path
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (created if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def default_cache_dir() -> Path:
@@ -130,8 +176,19 @@ def stale_caches(
 _worker_extractor: FeatureExtractor | None = None
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies (also by SIGKILL), so a killed build
+    never leaves workers behind; elsewhere the pool's own shutdown has to do."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _init_worker(config: FeatureConfig) -> None:
     global _worker_extractor
+    _die_with_parent()
     torch.set_num_threads(1)
     _worker_extractor = FeatureExtractor(config)
 
@@ -185,16 +242,10 @@ def extract_all(
     for path in paths:
         result = known[path]
         if isinstance(result, str):
-            if on_bad_file == "error":
-                raise AudioError(path, f"{result} (set on_bad_file: skip to skip such files)")
             failures.append((path, result))
         else:
             kept.append(path)
             arrays.append(result)
-    if failures:
-        log.warning(
-            "skipped %d file(s) without usable audio, e.g. %s: %s", len(failures), *failures[0]
-        )
     lengths = torch.tensor([0] + [len(a) for a in arrays], dtype=torch.long)
     frames = (
         torch.from_numpy(np.concatenate(arrays))
@@ -211,6 +262,7 @@ def save_table(table: FeatureTable, path: Path) -> None:
         "version": CACHE_VERSION,
         "frames": table.frames,
         "offsets": table.offsets,
+        "checksum": table_checksum(table.frames, table.offsets),
         "paths": table.paths,
         "config": asdict(table.config),
         "failures": [list(f) for f in table.failures],
@@ -249,6 +301,8 @@ def load_table(path: Path, config: FeatureConfig, mmap: bool = False) -> Feature
         )
         if not ok:
             raise ValueError("frames and offsets do not agree")
+        if not mmap and payload["checksum"] != table_checksum(frames, offsets):
+            raise ValueError("its frames do not match their checksum (changed in place)")
         failures = [tuple(f) for f in payload["failures"]]
         stamps = {p: tuple(int(v) for v in stamp) for p, stamp in payload["stamps"].items()}
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
@@ -307,32 +361,53 @@ def load_or_build(
     progress: bool = True,
     on_bad_file: OnBadFile = "error",
 ) -> tuple[FeatureTable, CacheInfo]:
-    """Load the cache for these files and settings; build and save it when missing or stale."""
+    """Load the cache for these files and settings; build and save it when missing or stale.
+
+    Files without usable audio are recorded in the cache either way (so a retry after fixing
+    some decodes only those): with on_bad_file="skip" they are left out with a warning that
+    names them, with "error" an UnusableFilesError lists them all at once. A cache folder that
+    cannot be written keeps the features in memory, with a warning, instead of failing after
+    the work is done.
+
+    Raises:
+        UnusableFilesError: on_bad_file="error" and some files have no usable audio.
+    """
     start = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     stamps = file_stamps(paths, on_bad_file)
     path = cache_dir / f"{name}-{_key(stamps, config)}.pt"
+    table, built = None, False
     if path.exists():
         try:
             table = load_table(path, config)
-            if table.paths + [f[0] for f in table.failures] and (
-                sorted(table.paths + [f[0] for f in table.failures]) == sorted(map(str, paths))
-            ):
-                if table.failures and on_bad_file == "error":
-                    bad_path, reason = table.failures[0]
-                    raise AudioError(
-                        bad_path, f"{reason} (set on_bad_file: skip to skip such files)"
-                    )
-                return table, CacheInfo(path, False, time.perf_counter() - start)
-            log.warning("cache %s lists other files than asked for; rebuilding it", path)
+            listed = sorted(table.paths + [f[0] for f in table.failures])
+            if not listed or listed != sorted(map(str, paths)):
+                log.warning("cache %s lists other files than asked for; rebuilding it", path)
+                table = None
         except ValueError as err:
-            if isinstance(err, AudioError):
-                raise
             log.warning("%s; rebuilding the feature cache", err)
-    reuse, source = reusable_results(cache_dir, name, path, config, stamps)
-    if reuse:
-        log.info("reusing the features of %d of %d files from %s", len(reuse), len(paths), source)
-    table = extract_all(paths, config, workers, progress, on_bad_file, reuse)
-    table.stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in stamps}
-    save_table(table, path)
-    return table, CacheInfo(path, True, time.perf_counter() - start)
+    if table is None:
+        built = True
+        reuse, source = reusable_results(cache_dir, name, path, config, stamps)
+        if reuse:
+            log.info(
+                "reusing the features of %d of %d files from %s", len(reuse), len(paths), source
+            )
+        can_save = writable(cache_dir)
+        if not can_save:
+            log.warning(
+                "the feature cache folder %s is not writable: features are kept in memory only "
+                "(set data.cache_dir to a writable folder to keep them)",
+                cache_dir,
+            )
+        table = extract_all(paths, config, workers, progress, on_bad_file, reuse)
+        table.stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in stamps}
+        if can_save:
+            save_table(table, path)
+    if table.failures:
+        listing = write_listing(path.with_suffix(".skipped.tsv"), table.failures)
+        message = failures_message(table.failures, listing)
+        if on_bad_file == "error":
+            raise UnusableFilesError(f"{message} (set on_bad_file: skip to skip such files)")
+        log.warning("skipped %s", message)
+    return table, CacheInfo(path, built, time.perf_counter() - start)

@@ -136,6 +136,7 @@ class EmotionDataModule(pl.LightningDataModule):
         self.workers = workers
         self.progress = progress
         self.table: FeatureTable | None = None
+        self.skipped_files: list[tuple[str, str]] = []  # (path, why): bad names or audio
         self.cache_info: CacheInfo | None = None
         self.split: Split | None = None
         self._train_sampler: TrainBatchSampler | None = None
@@ -199,6 +200,7 @@ class EmotionDataModule(pl.LightningDataModule):
                 self.progress,
                 self.on_bad_file,
             )
+            self.skipped_files = [*getattr(self.utterances, "skipped", []), *self.table.failures]
             if len(self.table) != len(paths):
                 kept = set(self.table.paths)
                 self.__dict__["utterances"] = [u for u in self.utterances if u.path in kept]
@@ -360,7 +362,7 @@ class EmotionDataModule(pl.LightningDataModule):
             "emotions": counts,
             "frames": int(table.frames.shape[0]),
             "features_per_frame": int(table.frames.shape[1]),
-            "skipped_files": len(table.failures),
+            "skipped_files": len(self.skipped_files),
             "cache": str(self.cache_info.path),
             "built": self.cache_info.built,
             "seconds": round(self.cache_info.seconds, 3),

@@ -67,17 +67,23 @@ class BadFiles:
         self.skipped.append((str(path), reason))
 
     def report(self) -> None:
-        """Log one warning with the number of skipped files and the first few of them."""
+        """Log one warning with the number of skipped files and each of them (the data module
+        also lists them in a file next to the feature cache)."""
         if self.skipped:
-            first = "; ".join(f"{p}: {r}" for p, r in self.skipped[:3])
-            log.warning(
-                "%s: skipped %d bad file(s), e.g. %s", self.corpus, len(self.skipped), first
-            )
+            every = "; ".join(f"{p}: {r}" for p, r in self.skipped)
+            log.warning("%s: skipped %d bad file(s): %s", self.corpus, len(self.skipped), every)
 
 
-def finish(utterances: Iterable[Utterance], bad: BadFiles, root: Path) -> list[Utterance]:
+class UtteranceTable(list):
+    """A corpus's utterances, with the files skipped while reading it (`skipped`: path, why)."""
+
+    skipped: list[tuple[str, str]]
+
+
+def finish(utterances: Iterable[Utterance], bad: BadFiles, root: Path) -> UtteranceTable:
     """Report skipped files and fail clearly when nothing usable was found."""
-    table = list(utterances)
+    table = UtteranceTable(utterances)
+    table.skipped = list(bad.skipped)
     bad.report()
     if not table:
         raise CorpusError(f"{bad.corpus}: no usable utterances found under {root}")
