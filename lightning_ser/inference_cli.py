@@ -61,19 +61,18 @@ def _load(prog: str, ckpt: str, device: str) -> EmotionModel:
 
 
 def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
-    try:
-        files = find_audio(inputs)
-    except FileNotFoundError as err:
-        raise SystemExit(f"lightning-ser {prog}: {err}") from None
+    files = find_audio(inputs)
     if not files:
         raise SystemExit(f"lightning-ser {prog}: no audio files in {', '.join(inputs)}")
     return files
 
 
 def summary_line(preds: Sequence[Prediction]) -> str:
-    """`N files: K ok, M errors`."""
-    ok = sum(p.status == "ok" for p in preds)
-    return f"{len(preds)} files: {ok} ok, {len(preds) - ok} errors"
+    """`N files: K ok, M errors` (and how many of the ok ones are truncated)."""
+    ok = sum(p.status != "error" for p in preds)
+    truncated = sum(p.status == "truncated" for p in preds)
+    note = f" ({truncated} truncated)" if truncated else ""
+    return f"{len(preds)} files: {ok} ok{note}, {len(preds) - ok} errors"
 
 
 def format_table(preds: Sequence[Prediction]) -> str:
@@ -81,8 +80,9 @@ def format_table(preds: Sequence[Prediction]) -> str:
     header = ("path", "emotion", "angle", "cosine")
     rows = []
     for p in preds:
-        if p.status == "ok":
-            rows.append((p.path, p.emotion or "", f"{p.least_angle:.2f}", f"{p.cosine:.4f}"))
+        if p.status != "error":
+            emotion = (p.emotion or "") + (" (truncated file)" if p.status == "truncated" else "")
+            rows.append((p.path, emotion, f"{p.least_angle:.2f}", f"{p.cosine:.4f}"))
         else:
             rows.append((p.path, f"error: {p.error}", "", ""))
     width = max([len(header[0])] + [len(r[0]) for r in rows])
@@ -125,9 +125,9 @@ def predict_command(argv: list[str]) -> int:
     else:
         print(format_table(preds))
         if out is not None:
-            print(f"wrote {out}")
+            print(f"wrote {Path(out).resolve()}")
         print(summary_line(preds))
-    return 0 if any(p.status == "ok" for p in preds) else 1
+    return 0 if any(p.status != "error" for p in preds) else 1
 
 
 def embed_command(argv: list[str]) -> int:
@@ -138,7 +138,7 @@ def embed_command(argv: list[str]) -> int:
     model = _load("embed", ns.ckpt, ns.device)
     files = _files("embed", ns.inputs)
     result = embed_files(model, files, ns.output, batch_frames=ns.batch_frames)
-    print(f"wrote {result['embeddings']} and {result['index']}")
+    print(f"wrote {Path(result['embeddings']).resolve()} and {Path(result['index']).resolve()}")
     print(f"{result['files']} files: {result['ok']} ok, {result['errors']} errors")
     return 0 if result["ok"] else 1
 

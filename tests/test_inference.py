@@ -247,8 +247,7 @@ def test_find_audio_mixes_files_and_folders(clips, tmp_path: Path) -> None:
     odd.write_bytes(b"")
     found = find_audio([clips["a"], clips["root"] / "sub", odd, clips["a"]])
     assert found[0] == clips["a"] and found[-1] == odd and len(found) == 4
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        find_audio([tmp_path / "nowhere"])
+    assert find_audio([tmp_path / "nowhere"]) == [tmp_path / "nowhere"]  # an error row later
 
 
 def test_write_predictions_csv_and_json(tmp_path: Path, model: EmotionModel, clips) -> None:
@@ -344,7 +343,7 @@ def test_predict_command_all_broken_exits_1(
     assert "3 files: 0 ok, 3 errors" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("problem", ["missing_ckpt", "missing_input", "bad_ckpt"])
+@pytest.mark.parametrize("problem", ["missing_ckpt", "bad_ckpt"])
 def test_cli_user_errors_end_in_one_line(problem: str, ckpt: Path, clips, tmp_path: Path) -> None:
     bad = tmp_path / "bad.ckpt"
     bad.write_text("nope")
@@ -404,3 +403,37 @@ def test_inference_rebuilds_every_backbone_and_pooling_from_the_checkpoint(tmp_p
         with torch.no_grad():
             expected, _ = module(x)
         torch.testing.assert_close(model.embed([x[0]]), expected)
+
+
+def test_a_missing_input_gets_an_error_row_and_the_run_goes_on(
+    ckpt: Path, clips, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "p.csv"
+    missing = tmp_path / "gone.wav"
+    assert (
+        predict_command(["--ckpt", str(ckpt), str(missing), str(clips["a"]), "-o", str(out)]) == 0
+    )
+    rows = read_csv(out)
+    assert rows[0]["status"] == "error" and rows[0]["error"] == "input not found"
+    assert rows[1]["status"] == "ok"
+    assert f"wrote {out.resolve()}" in capsys.readouterr().out
+
+
+def test_a_truncated_wav_is_flagged(model: EmotionModel, tmp_path: Path, tone_writer) -> None:
+    whole = tone_writer(tmp_path / "whole.wav", seconds=1.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    good, truncated = model.predict_files([whole, cut])
+    assert good.status == "ok" and good.error is None
+    assert truncated.status == "truncated" and "header promises" in truncated.error
+    assert truncated.emotion in CLASSES  # still classified, on what the file holds
+
+
+def test_symlinked_folders_are_followed_once(model: EmotionModel, clips, tmp_path: Path) -> None:
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "sub").symlink_to(clips["root"] / "sub", target_is_directory=True)
+    (linked / "loop").symlink_to(linked, target_is_directory=True)  # must not hang
+    found = find_audio([linked])
+    assert found and all("sub" in str(p) for p in found)
+    assert len({p.resolve() for p in found}) == len(found)

@@ -144,3 +144,48 @@ def test_bad_checkpoints_end_in_one_line_without_torch_advice(
 def test_debug_shows_the_traceback(cli) -> None:
     with pytest.raises(Exception, match="nosuch"):
         cli("fit", "--data.corpus", "nosuch", "--debug")
+
+
+def test_a_symlinked_emotion_folder_is_data_like_any_other(tmp_path: Path, tone_writer) -> None:
+    from lightning_ser.data.corpora import load_corpus
+
+    store = tmp_path / "elsewhere" / "sad"
+    tone_writer(store / "s1.wav")
+    root = tmp_path / "corpus"
+    tone_writer(root / "happy" / "h1.wav")
+    (root / "sad").symlink_to(store, target_is_directory=True)
+    (root / "happy" / "again").symlink_to(root, target_is_directory=True)  # a loop ends
+    labels = sorted(u.label for u in load_corpus("folder", root))
+    assert labels == ["happy", "sad"]
+
+
+def test_manifest_labels_differing_only_in_case_are_one_emotion(
+    tmp_path: Path, tone_writer, caplog
+) -> None:
+    from lightning_ser.data.corpora import load_corpus
+
+    for name in ("a", "b", "c"):
+        tone_writer(tmp_path / f"{name}.wav")
+    (tmp_path / "manifest.csv").write_text("path,label\na.wav,Anger\nb.wav,anger\nc.wav,Calm\n")
+    with caplog.at_level("WARNING"):
+        labels = [u.label for u in load_corpus("manifest", tmp_path)]
+    assert labels == ["anger", "anger", "calm"]
+    assert "Anger / anger -> anger" in caplog.text
+
+
+def test_skipped_files_are_all_counted(tmp_path: Path, tone_writer, cache_dir: Path) -> None:
+    from lightning_ser.data.datamodule import EmotionDataModule
+
+    for actor in (1, 2):
+        for emotion in ("01", "03"):
+            tone_writer(tmp_path / f"Actor_0{actor}" / f"03-01-{emotion}-01-01-01-0{actor}.wav")
+    (tmp_path / "Actor_01" / "badly-named.wav").write_bytes(b"x")
+    (tmp_path / "Actor_02" / "03-01-05-01-01-01-02.wav").write_text("not audio")
+    dm = EmotionDataModule(
+        root=str(tmp_path), cache_dir=str(cache_dir), on_bad_file="skip", progress=False, workers=1
+    )
+    summary = dm.summary()
+    assert summary["skipped_files"] == 2 and summary["utterances"] == 4
+    assert {p.rsplit("/", 1)[-1] for p, _ in dm.skipped_files} == {
+        "badly-named.wav", "03-01-05-01-01-01-02.wav",
+    }  # fmt: skip

@@ -115,6 +115,35 @@ class FeatureConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def truncation(path: str | Path) -> str | None:
+    """Why a WAV file is truncated (its header promises more data than the file holds), or None.
+
+    libsndfile reads such a file without complaint, returning only what is there; this reads the
+    RIFF chunk headers to tell. Other containers are not checked.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            while chunk := handle.read(8):
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"data":
+                    held = Path(path).stat().st_size - handle.tell()
+                    if held < size:
+                        return (
+                            f"truncated: the header promises {size} bytes of audio, "
+                            f"the file holds {held}"
+                        )
+                    return None
+                handle.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
+
+
 def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     """Decode any file soundfile reads (format from its header) to a mono float32 waveform."""
     try:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_open
-from ..data.corpora.base import AUDIO_EXTENSIONS
+from ..data.corpora.base import AUDIO_EXTENSIONS, walk_files
 from .model import DEFAULT_BATCH_FRAMES, EmotionModel, Prediction, _Result
 
 #: Extensions `find_audio` picks up in folders: the corpus adapters' plus other soundfile formats.
@@ -27,28 +27,21 @@ CSV_TAIL = ("frames", "duration_s", "error")
 def find_audio(inputs: Iterable[str | Path]) -> list[Path]:
     """Audio files among `inputs` (files kept as given; folders searched recursively, sorted).
 
-    Folders contribute files whose extension is in INFERENCE_EXTENSIONS; a file named directly is
-    kept whatever its extension (a bad one becomes an error row later). Duplicates are dropped.
-
-    Raises:
-        FileNotFoundError: an input does not exist (the message names it).
+    Folders contribute files whose extension is in INFERENCE_EXTENSIONS (symbolic links to
+    folders are followed, each folder once); a file named directly is kept whatever its
+    extension, and so is an input that does not exist: both become error rows later, so one bad
+    input never stops a run. Duplicates are dropped.
     """
     found: list[Path] = []
     seen: set[Path] = set()
     for given in inputs:
         path = Path(given).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"input not found: {given}")
         if path.is_dir():
-            candidates = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in INFERENCE_EXTENSIONS
-            )
+            candidates = [p for p in walk_files(path) if p.suffix.lower() in INFERENCE_EXTENSIONS]
         else:
             candidates = [path]
         for p in candidates:
-            key = p.resolve()
+            key = p.resolve() if p.exists() else p
             if key not in seen:
                 seen.add(key)
                 found.append(p)

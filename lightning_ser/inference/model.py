@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.batching import length_buckets
-from ..data.features import AudioError, FeatureConfig, FeatureExtractor, read_audio
+from ..data.features import AudioError, FeatureConfig, FeatureExtractor, read_audio, truncation
 from ..embedder import Embedder
 from ..embeddings import cosine_to_classes, least_angle_predict
 
@@ -31,7 +31,9 @@ class Prediction:
 
     Attributes:
         path: the audio file.
-        status: "ok", or "error" when the file could not be turned into features.
+        status: "ok"; "truncated" when a WAV file holds less audio than its header promises
+            (the prediction is made on what is there, `error` says how much is missing); or
+            "error" when the file could not be turned into features (missing, unreadable, ...).
         emotion: the least-angle emotion (None on error).
         angles: degrees between the utterance's embedding and each emotion's class embedding.
         cosine: cosine of the least angle (None on error).
@@ -42,7 +44,7 @@ class Prediction:
     """
 
     path: str
-    status: Literal["ok", "error"]
+    status: Literal["ok", "truncated", "error"]
     emotion: str | None = None
     angles: dict[str, float] = field(default_factory=dict)
     cosine: float | None = None
@@ -65,6 +67,7 @@ class _Item:
     features: Tensor | None = None
     duration_s: float | None = None
     error: str | None = None
+    note: str | None = None  # a usable file with a problem (truncated)
 
 
 @dataclass
@@ -187,8 +190,13 @@ class EmotionModel:
         """Features of each file, or the reason they could not be computed."""
         for path in paths:
             item = _Item(str(path))
+            if not Path(path).exists():
+                item.error = "input not found"
+                yield item
+                continue
             try:
                 item.features, item.duration_s = self.features_of(path)
+                item.note = truncation(path)
             except AudioError as err:
                 item.error = err.reason
                 item.duration_s = _duration(path)
@@ -236,7 +244,8 @@ class EmotionModel:
         for k, r in enumerate(results):
             done[id(r)] = Prediction(
                 path=r.item.path,
-                status="ok",
+                status="truncated" if r.item.note else "ok",
+                error=r.item.note,
                 emotion=self.class_names[int(pred[k])],
                 angles={
                     c: float(a) for c, a in zip(self.class_names, angles[k].tolist(), strict=True)

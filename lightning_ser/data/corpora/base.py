@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,11 +39,25 @@ def require_dir(root: str | Path, what: str) -> Path:
     return path
 
 
+def walk_files(root: Path) -> list[Path]:
+    """Every file under `root`, sorted, following symbolic links to folders (each real folder is
+    entered once, so a link loop ends): a linked emotion folder is data like any other."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirs.sort()
+        found += [Path(folder) / f for f in files if (Path(folder) / f).is_file()]
+    return sorted(found)
+
+
 def audio_files(root: Path) -> list[Path]:
-    """All audio files under `root` (recursive, sorted, by extension)."""
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    )
+    """All audio files under `root` (recursive, sorted, by extension; links followed)."""
+    return [p for p in walk_files(root) if p.suffix.lower() in AUDIO_EXTENSIONS]
 
 
 class BadFiles:
@@ -72,6 +87,18 @@ class BadFiles:
         if self.skipped:
             every = "; ".join(f"{p}: {r}" for p, r in self.skipped)
             log.warning("%s: skipped %d bad file(s): %s", self.corpus, len(self.skipped), every)
+
+
+def normalise_labels(rows: list[Utterance], source: str) -> list[Utterance]:
+    """Labels in lower case, so `Anger` and `anger` are one emotion; says which spellings merged."""
+    spellings: dict[str, set[str]] = {}
+    for row in rows:
+        spellings.setdefault(row.label.lower(), set()).add(row.label)
+    merged = {k: sorted(v) for k, v in spellings.items() if len(v) > 1}
+    if merged:
+        listed = "; ".join(f"{' / '.join(v)} -> {k}" for k, v in sorted(merged.items()))
+        log.warning("%s: labels differing only in case were merged: %s", source, listed)
+    return [replace(row, label=row.label.lower()) for row in rows]
 
 
 class UtteranceTable(list):

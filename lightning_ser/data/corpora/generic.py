@@ -2,7 +2,8 @@
 
 Folder layout (`load_folder`): `root/<emotion>/<file>` or `root/<emotion>/<speaker>/.../<file>`.
 Manifest (`load_manifest`): a CSV with the header `path,label[,speaker]`; further columns become
-metadata, and relative paths are taken relative to the CSV's folder.
+metadata, and relative paths are taken relative to the CSV's folder. Labels are lower-cased in
+both (`Anger` and `anger` are one emotion, with a warning), and linked folders are followed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .base import BadFiles, CorpusError, OnBadFile, Utterance, audio_files, finish, require_dir
+from .base import (
+    BadFiles,
+    CorpusError,
+    OnBadFile,
+    Utterance,
+    audio_files,
+    finish,
+    normalise_labels,
+    require_dir,
+)
 
 UNKNOWN_SPEAKER = "unknown"
 MANIFEST_NAME = "manifest.csv"
@@ -30,7 +40,7 @@ def load_folder(root: str | Path, on_bad_file: OnBadFile = "error") -> list[Utte
             continue
         speaker = folders[1] if len(folders) > 1 else UNKNOWN_SPEAKER
         rows.append(Utterance(str(path), folders[0], speaker, {"folder": "/".join(folders)}))
-    return finish(rows, bad, root)
+    return finish(normalise_labels(rows, f"folder corpus {root}"), bad, root)
 
 
 def manifest_path(root: str | Path, manifest: str | None = None) -> Path:
@@ -84,4 +94,4 @@ def load_manifest(
             speaker = values.get("speaker") or UNKNOWN_SPEAKER
             meta = {k: v for k, v in values.items() if k not in ("path", "label", "speaker")}
             rows.append(Utterance(str(audio), values["label"], speaker, meta))
-    return finish(rows, bad, csv_path)
+    return finish(normalise_labels(rows, f"manifest {csv_path}"), bad, csv_path)
