@@ -322,7 +322,8 @@ def test_http_404_names_url(server: tuple[str, ServerState], tmp_path: Path) -> 
     with pytest.raises(DownloadError, match="404") as excinfo:
         fetch(url, tmp_path / "m.zip", progress=False)
     assert url in str(excinfo.value)
-    assert "again" in str(excinfo.value)
+    assert "again" not in str(excinfo.value)  # nothing arrived: no partial download to resume
+    assert "make run RAVDESS=" in str(excinfo.value) and "--data.root" in str(excinfo.value)
     assert not (tmp_path / "m.zip").exists()
 
 
@@ -332,9 +333,9 @@ def test_connection_refused_names_url(tmp_path: Path) -> None:
     port = probe.server_address[1]
     probe.server_close()
     url = f"http://127.0.0.1:{port}/x.zip"
-    with pytest.raises(DownloadError, match="again") as excinfo:
+    with pytest.raises(DownloadError, match="RAVDESS=/path") as excinfo:
         fetch(url, tmp_path / "x.zip", progress=False, timeout=5)
-    assert url in str(excinfo.value)
+    assert url in str(excinfo.value) and "resume" not in str(excinfo.value)
 
 
 def test_download_corpus_rejects_non_zip(server: tuple[str, ServerState], tmp_path: Path) -> None:

@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 _USER_AGENT = "lightning-ser-downloader/0.1 (+https://zenodo.org/records/1188976)"
 _AUDIO_SUFFIXES = (".wav", ".flac")
 _RESUME_HINT = "the partial download is kept; run the same command again to resume it"
+#: How to do without the network, said whenever a download fails.
+LOCAL_DATA_HINT = (
+    "if you have the corpus already, point at it instead: `make run RAVDESS=/path/to/ravdess` "
+    "or `--data.root /path/to/ravdess`"
+)
 
 
 class DownloadError(RuntimeError):
@@ -91,8 +96,9 @@ def _md5(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _network_error(url: str, err: BaseException) -> DownloadError:
-    """Wrap a urllib/socket error into a DownloadError that names the URL and how to resume."""
+def _network_error(url: str, err: BaseException, part: Path | None = None) -> DownloadError:
+    """Wrap a urllib/socket error into a DownloadError that names the URL, how to resume (only
+    when some bytes arrived) and how to use local data instead."""
     if isinstance(err, urllib.error.HTTPError):
         what = f"HTTP {err.code} {err.reason}"
     elif isinstance(err, urllib.error.URLError):
@@ -101,7 +107,9 @@ def _network_error(url: str, err: BaseException) -> DownloadError:
         what = f"timed out ({err})" if str(err) else "timed out"
     else:
         what = f"{type(err).__name__}: {err}"
-    return DownloadError(f"download of {url} failed: {what}; {_RESUME_HINT}")
+    kept = part is not None and part.exists() and part.stat().st_size > 0
+    resume = f"; {_RESUME_HINT}" if kept else ""
+    return DownloadError(f"download of {url} failed: {what}{resume}; {LOCAL_DATA_HINT}")
 
 
 def _content_range(header: str | None) -> tuple[int | None, int | None]:
@@ -149,9 +157,9 @@ def _transfer(
                     restarted = True
                     continue
             err.close()  # release the connection the error response holds
-            raise _network_error(url, err) from err
+            raise _network_error(url, err, part) from err
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-            raise _network_error(url, err) from err
+            raise _network_error(url, err, part) from err
 
         with response:
             mode = "wb"
@@ -191,7 +199,7 @@ def _transfer(
                     try:
                         chunk = response.read(chunk_size)
                     except (http.client.HTTPException, OSError) as err:
-                        raise _network_error(url, err) from err
+                        raise _network_error(url, err, part) from err
                     if not chunk:
                         break
                     fh.write(chunk)
@@ -200,7 +208,7 @@ def _transfer(
         if length is not None and received < length:
             raise DownloadError(
                 f"download of {url} was interrupted after {offset + received} of "
-                f"{offset + length} bytes; {_RESUME_HINT}"
+                f"{offset + length} bytes; {_RESUME_HINT}; {LOCAL_DATA_HINT}"
             )
         return
 
