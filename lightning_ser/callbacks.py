@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import WandbLogger
 
 from .report import log_report_to_wandb, write_report
@@ -16,13 +16,14 @@ from .report import log_report_to_wandb, write_report
 log = logging.getLogger(__name__)
 
 
-class StageEarlyStopping(EarlyStopping):
+class StageEarlyStopping(pl.Callback):
     """Early stopping applied to each training stage in turn.
 
-    When the monitored metric has not improved by `min_delta` for `patience` validation checks
-    (the paper: 0.0005 within 15 epochs), the softmax stage ends and triplet training starts with a
-    fresh patience; when that happens in the triplet stage, training stops. Lightning's
-    EarlyStopping does the plateau bookkeeping (and saves it in checkpoints for resuming).
+    When the monitored metric has not improved by more than `min_delta` for `patience`
+    validation checks (the paper: 0.0005 within 15 epochs), the softmax stage ends and the metric
+    stage starts with a fresh patience; when that happens in the metric stage, training stops.
+    The module owns the stages (`end_stage`); this callback only keeps the plateau count, and
+    saves it in checkpoints so a resumed run continues it.
     """
 
     def __init__(
@@ -31,34 +32,50 @@ class StageEarlyStopping(EarlyStopping):
         min_delta: float = 0.0005,
         patience: int = 15,
         mode: str = "max",
-        verbose: bool = False,
     ) -> None:
-        super().__init__(
-            monitor=monitor,
-            min_delta=min_delta,
-            patience=patience,
-            mode=mode,
-            verbose=verbose,
-            check_on_train_epoch_end=False,
-        )
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"StageEarlyStopping: mode must be 'max' or 'min', got {mode!r}")
+        self.monitor, self.min_delta, self.patience, self.mode = monitor, min_delta, patience, mode
+        self.reset()
 
-    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
-        logs = trainer.callback_metrics
-        if trainer.fast_dev_run or not self._validate_condition_metric(logs):
+    def reset(self) -> None:
+        """A fresh patience: no best value yet, no checks without improvement."""
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.wait = 0
+
+    def improved(self, value: float) -> bool:
+        """Whether `value` beats the best by more than `min_delta`."""
+        if self.mode == "max":
+            return value - self.min_delta > self.best
+        return value + self.min_delta < self.best
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or trainer.fast_dev_run or value is None:
             return
-        should_stop, reason = self._evaluate_stopping_criteria(logs[self.monitor].squeeze())
-        if not should_stop:
+        value = float(value)
+        if self.improved(value):
+            self.best, self.wait = value, 0
             return
-        module = trainer.lightning_module
-        module.end_stage(f"no improvement of {self.monitor}: {reason}")
-        self.wait_count = 0
-        self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+        self.wait += 1
+        if self.wait >= self.patience:
+            pl_module.end_stage(
+                f"{self.monitor} did not improve by more than {self.min_delta} in "
+                f"{self.patience} checks; best {self.best:.4f}"
+            )
+            self.reset()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A stage switched by the module's epoch cap starts with a fresh patience, too.
         if getattr(pl_module, "epochs_in_stage", 1) == 0 and trainer.current_epoch > 0:
-            self.wait_count = 0
-            self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+            self.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.wait = float(state_dict["best"]), int(state_dict["wait"])
 
 
 class EmbeddingReport(pl.Callback):

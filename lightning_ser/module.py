@@ -12,12 +12,14 @@ Classification is by the least angle to each emotion's class embedding (the pape
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking
@@ -80,6 +82,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         time_mask_frames: the longest time mask, in frames.
         feature_masks: masks over feature dimensions per training example (0: none).
         feature_mask_width: the widest feature mask, in values per frame.
+        monitor: the validation metric the stage early stopping follows when the trainer has
+            no StageEarlyStopping of its own.
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
             prediction; k > 0 uses the mean direction of k evenly spaced windows of
             `crop_frames` instead (training always uses single windows). Linked from
@@ -121,6 +125,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         time_mask_frames: int = 20,
         feature_masks: int = 0,
         feature_mask_width: int = 6,
+        monitor: str = "val/least_angle/wa",
         eval_crops: int = 0,
         crop_frames: int = 10,
     ) -> None:
@@ -204,6 +209,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if self.stage == "softmax" and self.hparams.triplet_epochs > 0:
             self.stage = "triplet"
             self.stage_start_epoch = self.current_epoch + 1
+            self.sync_schedule(self.stage_start_epoch)
             then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
         else:
             self.trainer.should_stop = True
@@ -212,26 +218,68 @@ class EmotionEmbeddingModule(pl.LightningModule):
             f"[fit] epoch {self.current_epoch}: the {ended} stage ends ({reason}); {then}"
         )
 
-    def learning_rate(self, base: float) -> float:
-        """Decay from `base` to `base * lr_end_factor` over the current stage's cap (linear or
-        cosine, `lr_decay`)."""
-        if self.stage == "triplet":
-            base = base * self.hparams.triplet_lr_scale
-        span = max(self.stage_cap() - 1, 1)
-        progress = min(self.epochs_in_stage / span, 1.0)
+    def lr_factor(self, epoch: int) -> float:
+        """The learning rate of `epoch` relative to the optimiser's: within each stage a decay
+        from 1 to `lr_end_factor` over the stage's cap (linear or cosine, `lr_decay`); the
+        metric stage's decay starts at `triplet_lr_scale`. The stage schedule of this module
+        drives it, so an early stage end restarts the decay at once."""
+        stage, start = self.stage, self.stage_start_epoch
+        if stage == "triplet" and epoch < start:  # an epoch before the switch
+            stage, start = "softmax", 0
+        cap = self.hparams.softmax_epochs if stage == "softmax" else self.hparams.triplet_epochs
+        scale = self.hparams.triplet_lr_scale if stage == "triplet" else 1.0
+        progress = min(max(epoch - start, 0) / max(cap - 1, 1), 1.0)
         if self.hparams.lr_decay == "cosine":
             progress = (1 - math.cos(math.pi * progress)) / 2
-        return base * (1 + (self.hparams.lr_end_factor - 1) * progress)
+        return scale * (1 + (self.hparams.lr_end_factor - 1) * progress)
+
+    def learning_rate(self, base: float) -> float:
+        """The learning rate of the current epoch for an optimiser rate of `base`."""
+        return base * self.lr_factor(self.current_epoch)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The optimiser, and the stage schedule as a LambdaLR stepped every epoch (logged as
+        `lr` by LearningRateMonitor)."""
+        optimizer = self.optimizer_factory(self.parameters())
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "epoch", "name": "lr"},
+        }
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """What the two-stage schedule needs, unless the trainer's config already has it: the
+        per-stage early stopping (the paper's 0.0005 within 15 validations) and the learning
+        rate monitor."""
+        from .callbacks import StageEarlyStopping
+
+        have = {type(c) for c in self.trainer.callbacks}
+        callbacks: list[pl.Callback] = []
+        if not any(issubclass(t, StageEarlyStopping) for t in have):
+            callbacks.append(StageEarlyStopping(monitor=self.hparams.monitor))
+        if self.trainer.loggers and LearningRateMonitor not in have:
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        return callbacks
+
+    def sync_schedule(self, epoch: int) -> None:
+        """Set the learning rate to `epoch`'s. Lightning steps the schedule at an epoch's last
+        batch, before a stage can end (cap or early stopping) and before a checkpoint is
+        resumed; `end_stage` and `on_train_start` call this so the next epoch gets its rate."""
+        trainer = self._trainer
+        for config in trainer.lr_scheduler_configs if trainer is not None else []:
+            config.scheduler.last_epoch = epoch - 1
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                config.scheduler.step()
+
+    def on_train_start(self) -> None:
+        self.sync_schedule(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
-        for group in self.optimizers().param_groups:
-            group.setdefault("initial_lr", group["lr"])
-            group["lr"] = self.learning_rate(group["initial_lr"])
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "set_sampling"):
             datamodule.set_sampling("m_per_class" if self.stage == "triplet" else "random")
         self.log("stage", float(STAGES.index(self.stage)), on_epoch=True, on_step=False)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_epoch=True, on_step=False)
 
     def on_train_epoch_end(self) -> None:
         if self.epochs_in_stage + 1 >= self.stage_cap():
@@ -289,9 +337,6 @@ class EmotionEmbeddingModule(pl.LightningModule):
             "train/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
         )
         return loss
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None

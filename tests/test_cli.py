@@ -177,3 +177,16 @@ def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[st
     assert summary["speakers"] == 6
     assert summary["emotions"]["neutral"] == 12
     assert summary["features_per_frame"] == 39
+
+
+def test_schedule_needs_no_callbacks_in_the_config(run, tmp_path: Path) -> None:
+    """The module brings its stage early stopping and LR monitor; the LR follows the stages."""
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("trainer:\n  callbacks: []\n")
+    cli = run("fit", "-c", str(bare))
+    from lightning_ser.callbacks import StageEarlyStopping
+
+    assert any(isinstance(c, StageEarlyStopping) for c in cli.trainer.callbacks)
+    run_dir = Path(cli.trainer.log_dir)
+    lrs = [float(r["lr"]) for r in metrics_rows(run_dir) if r.get("lr")]
+    assert lrs == pytest.approx([0.05, 0.005, 0.05, 0.005])  # two stages, each decaying

@@ -81,6 +81,7 @@ class FakeTrainer:
 
     current_epoch = 0
     should_stop = False
+    lr_scheduler_configs: list = []
 
 
 def stage_module(softmax_epochs: int = 10, triplet_epochs: int = 5) -> EmotionEmbeddingModule:

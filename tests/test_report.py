@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import matplotlib
 import matplotlib.image as mpimg
 import pytest
 import torch
 
+import lightning_ser
 from lightning_ser.embeddings import class_embeddings
-from lightning_ser.report import log_report_to_wandb, write_report
+from lightning_ser.report import WANDB_TABLES, log_report_to_wandb, write_report
 
 NAMES = ["neutral", "happy", "sad", "angry"]
 
@@ -220,3 +225,69 @@ def test_log_report_to_wandb_offline(
     assert len(tables) == 6  # angle_matrix, deviations, confusion_matrix(+softmax), per_class(+s)
     angle_table = next(t for t in tables if t.name.startswith("angle_matrix"))
     assert json.loads(angle_table.read_text())["columns"] == ["emotion", *NAMES]
+
+
+def test_report_leaves_the_matplotlib_backend_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = matplotlib.get_backend()
+    matplotlib.use("pdf")  # not the Agg the report used to switch to
+    try:
+        before = matplotlib.get_backend()
+        # Import the package afresh so that its modules' top-level code runs again.
+        monkeypatch.setattr(lightning_ser, "report", lightning_ser.report)
+        for name in [m for m in sys.modules if m.split(".")[:2] == ["lightning_ser", "report"]]:
+            monkeypatch.delitem(sys.modules, name)
+        report = importlib.import_module("lightning_ser.report")
+        assert matplotlib.get_backend() == before
+        embeddings, labels, class_emb, _ = _case(n=12)
+        paths = report.write_report(
+            tmp_path,
+            embeddings=embeddings,
+            labels=labels,
+            class_emb=class_emb,
+            class_names=NAMES,
+            metrics={},
+            protocol="holdout",
+            dataset="x",
+        )
+        assert matplotlib.get_backend() == before
+        assert mpimg.imread(paths["angle_matrix.png"]).ndim == 3
+    finally:
+        matplotlib.use(original)
+
+
+def test_wandb_tables_come_from_memory(
+    report: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cell(text: str) -> object:
+        for cast in (int, float):
+            try:
+                value = cast(text)
+            except ValueError:
+                continue
+            return None if isinstance(value, float) and math.isnan(value) else value
+        return text
+
+    on_disk = {}
+    for stem in WANDB_TABLES:
+        header, *rows = _read_csv(report[f"{stem}.csv"])
+        on_disk[f"val/{stem}_table"] = (header, [[cell(c) for c in row] for row in rows])
+    fake_wandb = SimpleNamespace(
+        Image=lambda path, caption: ("image", Path(path).name),
+        Table=lambda columns, data: (columns, data),
+    )
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb)
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("log_report_to_wandb read a file back")
+
+    monkeypatch.setattr(Path, "open", no_reading)
+    logged: list[dict] = []
+    log_report_to_wandb(SimpleNamespace(log=logged.append), report, prefix="val")
+
+    assert len(logged) == 1
+    payload = logged[0]
+    assert {k: v for k, v in payload.items() if k.endswith("_table")} == on_disk
+    images = {k: v for k, v in payload.items() if not k.endswith("_table")}
+    assert images == {f"val/{Path(n).stem}": ("image", n) for n in report if n.endswith(".png")}
