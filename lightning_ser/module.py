@@ -308,35 +308,35 @@ class EmotionEmbeddingModule(pl.LightningModule):
         return self.embedder.view
 
     # ---- training ----
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The training losses of a batch in the current stage: `loss` (what is optimised),
+        `ce` and `metric` (the triplet or ArcFace loss; computed but not trained on in the
+        softmax stage, as in the paper)."""
         x = self.augment(batch["x"], self.embedder.feature_mean)
         emb, logits = self(x, batch["lengths"])
         labels = batch["label"]
-        smoothing = self.hparams.label_smoothing
-        ce = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
-        batch_size = len(labels)
+        ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.hparams.label_smoothing)
         if self.stage == "triplet":
-            triplet = self.metric_loss(emb, labels)
-            loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * triplet
-        else:  # the paper computes both losses in pre-training but trains on softmax only
+            metric = self.metric_loss(emb, labels)
+            loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * metric
+        else:
             with torch.no_grad():
-                triplet = self.metric_loss(emb, labels)
+                metric = self.metric_loss(emb, labels)
             loss = ce
-        self.log(
-            "train/ce", ce, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
-        )
-        self.log(
-            "train/triplet",
-            triplet,
-            on_step=False,
-            on_epoch=True,
-            batch_size=batch_size,
-            sync_dist=True,
-        )
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True
-        )
-        return loss
+        return {"loss": loss, "ce": ce, "metric": metric}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        for name, key in (("train/ce", "ce"), ("train/triplet", "metric"), ("train/loss", "loss")):
+            self.log(
+                name,
+                losses[key],
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(batch["label"]),
+                sync_dist=True,
+            )
+        return losses["loss"]
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None

@@ -166,6 +166,35 @@ def _write_metrics(
     t.files.add_json(t.out / "metrics.json", all_metrics)
 
 
+def _write_markdown(
+    t: _Target,
+    checkpoint: str | None,
+    labels: Tensor,
+    matrix: np.ndarray,
+    dev: dict,
+    classifiers: list[Classifier],
+    metrics: Mapping[str, Any],
+    tsne_note: str | None,
+) -> None:
+    """``report.md``, which gathers all of the above; written last, as it lists every file."""
+    md = report_markdown(
+        names=t.names,
+        dataset=t.dataset,
+        protocol=t.protocol,
+        split_name=t.split_name,
+        checkpoint=checkpoint,
+        labels=labels,
+        matrix=matrix,
+        dev=dev,
+        classifiers=classifiers,
+        passed_metrics=metrics,
+        paths=t.files,
+        tsne_note=tsne_note,
+    )
+    (t.out / "report.md").write_text(md)
+    t.files.add(t.out / "report.md")
+
+
 def write_report(
     out_dir: str | Path,
     *,
@@ -211,14 +240,8 @@ def write_report(
     preds, angles = least_angle_predict(emb, cls)
     matrix = angle_matrix(cls, emb, y).numpy()
     dev = angle_deviations(cls, emb, y)
-    classifiers: list[Classifier] = [
-        (
-            "least_angle",
-            "least-angle (class embeddings)",
-            classification_metrics(preds, y, len(names)),
-            "",
-        )
-    ]
+    least = classification_metrics(preds, y, len(names))
+    classifiers: list[Classifier] = [("least_angle", "least-angle (class embeddings)", least, "")]
     if softmax_preds is not None:
         soft = classification_metrics(torch.as_tensor(softmax_preds).cpu(), y, len(names))
         classifiers.append(("softmax", "softmax head", soft, "_softmax"))
@@ -230,21 +253,5 @@ def write_report(
     for classifier in classifiers:
         _write_classifier(t, classifier)
     _write_metrics(t, metrics, classifiers, dev)
-
-    md = report_markdown(
-        names=names,
-        dataset=dataset,
-        protocol=protocol,
-        split_name=split_name,
-        checkpoint=checkpoint,
-        labels=y,
-        matrix=matrix,
-        dev=dev,
-        classifiers=classifiers,
-        passed_metrics=metrics,
-        paths=t.files,
-        tsne_note=tsne_note,
-    )
-    (out / "report.md").write_text(md)
-    t.files.add(out / "report.md")
+    _write_markdown(t, checkpoint, y, matrix, dev, classifiers, metrics, tsne_note)
     return t.files
