@@ -10,6 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
+from torchmetrics.aggregation import CatMetric
 
 from .report import log_report_to_wandb, write_report
 
@@ -79,23 +80,34 @@ class StageEarlyStopping(pl.Callback):
 
 
 class EmbeddingReport(pl.Callback):
-    """Writes the paper's analyses (angle matrix, deviations, t-SNE, confusion) for a split.
+    """Writes the paper's analyses (angle matrix, deviations, t-SNE, confusion) and logs them.
 
-    At the end of `test` it reports on the test part into `<run dir>/report/`; with
-    `every_n_val_epochs` > 0 it also reports on the validation part every so many validation
-    epochs into `<run dir>/report_val/epoch_<n>/`. With a W&B logger the figures and tables go to
-    W&B as well.
+    At the end of `test` it reports on the test part into `<run dir>/report/`, from the outputs
+    `test_step` returns (collected on every rank with torchmetrics' CatMetric, which gathers
+    ranks of unequal sizes). While training it reports on the validation part at the end of each
+    stage (`at_stage_end`, into `<run dir>/report_val/epoch_<n>/`) and every
+    `every_n_val_epochs` validations (into `<run dir>/report_val/latest/`). With a W&B logger
+    the figures go to W&B as images at the training step, so the W&B UI shows the embeddings
+    evolving, and the tables as W&B tables.
     """
 
+    KEYS = ("embeddings", "labels", "softmax")
+
     def __init__(
-        self, every_n_val_epochs: int = 0, tsne_perplexity: float = 30.0, dirname: str = "report"
+        self,
+        every_n_val_epochs: int = 10,
+        at_stage_end: bool = True,
+        tsne_perplexity: float = 30.0,
+        dirname: str = "report",
     ) -> None:
         super().__init__()
         self.every_n_val_epochs = every_n_val_epochs
+        self.at_stage_end = at_stage_end
         self.tsne_perplexity = tsne_perplexity
         self.dirname = dirname
         self.written: dict[str, Path] = {}
         self._val_count = 0
+        self._collected = {key: CatMetric() for key in self.KEYS}
 
     def _run_dir(self, trainer: pl.Trainer) -> Path:
         return Path(trainer.log_dir or trainer.default_root_dir)
@@ -106,12 +118,20 @@ class EmbeddingReport(pl.Callback):
         module: pl.LightningModule,
         out_dir: Path,
         outputs: dict[str, torch.Tensor],
-        metrics: dict[str, Any],
         split_name: str,
     ) -> None:
         datamodule = trainer.datamodule
-        scalars = {k: float(v) for k, v in metrics.items() if torch.as_tensor(v).numel() == 1}
+        scalars = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith(f"{split_name}/") and torch.as_tensor(v).numel() == 1
+        }
         ckpt = getattr(trainer, "ckpt_path", None)
+        note = (
+            "evaluated on another split than the checkpoint's (--evaluate_elsewhere)"
+            if getattr(module, "evaluated_elsewhere", False)
+            else None
+        )
         self.written = write_report(
             out_dir,
             embeddings=outputs["embeddings"].cpu(),
@@ -121,7 +141,7 @@ class EmbeddingReport(pl.Callback):
             metrics=scalars,
             protocol=datamodule.split.protocol if datamodule is not None else "unknown",
             dataset=f"{datamodule.corpus} ({datamodule.root})" if datamodule else "unknown",
-            checkpoint=str(ckpt) if ckpt else None,
+            checkpoint=(f"{ckpt} ({note})" if note else str(ckpt)) if ckpt else note,
             split_name=split_name,
             softmax_preds=outputs["softmax"].cpu(),
             tsne_perplexity=self.tsne_perplexity,
@@ -129,28 +149,76 @@ class EmbeddingReport(pl.Callback):
         )
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                log_report_to_wandb(logger.experiment, self.written, prefix=split_name)
+                log_report_to_wandb(
+                    logger.experiment,
+                    self.written,
+                    prefix=split_name,
+                    global_step=trainer.global_step,
+                )
 
-    # on_*_end, not on_*_epoch_end: callbacks' epoch-end hooks run before the module's, which
-    # computes the outputs and metrics reported here.
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for metric in self._collected.values():
+            metric.reset()
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if isinstance(outputs, dict):
+            for key, metric in self._collected.items():
+                metric.update(outputs[key].float() if key == "embeddings" else outputs[key])
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         out_dir = self._run_dir(trainer) / self.dirname  # trainer.log_dir: every rank must ask
-        if not trainer.is_global_zero or not pl_module.test_outputs:
+        if self._collected["labels"].update_count == 0 and trainer.world_size == 1:
             return
-        self._write(
-            trainer, pl_module, out_dir, pl_module.test_outputs, pl_module.test_results, "test"
-        )
+        outputs = {k: m.compute() for k, m in self._collected.items()}  # every rank: a gather
+        if not trainer.is_global_zero:
+            return
+        outputs["labels"] = outputs["labels"].long()
+        outputs["softmax"] = outputs["softmax"].long()
+        self._write(trainer, pl_module, out_dir, outputs, "test")
         log.info("report written to %s", out_dir / "report.md")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_val_epochs <= 0:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self._val_count += 1
+        if self.every_n_val_epochs > 0 and self._val_count % self.every_n_val_epochs == 0:
+            self.report_validation(trainer, pl_module, None)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A stage that ended (at its cap or by early stopping) is reported before the next
+        # stage trains its first batch, so the report shows the model the stage left.
+        stage = (getattr(pl_module, "stage", None), getattr(pl_module, "stage_start_epoch", 0))
+        seen, self._stage_seen = getattr(self, "_stage_seen", None), stage
+        if self.at_stage_end and seen is not None and stage != seen:
+            self.report_validation(trainer, pl_module, trainer.current_epoch - 1)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.at_stage_end:  # the last stage ends with training (current_epoch: epochs done)
+            self.report_validation(trainer, pl_module, max(trainer.current_epoch - 1, 0))
+
+    def report_validation(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int | None
+    ) -> None:
+        """Report on the whole validation part with class embeddings of the current weights
+        (rank 0 writes; a few seconds for RAVDESS on a CPU) into `report_val/epoch_<epoch>/`,
+        or for periodic reports (`epoch` None) into `report_val/latest/`, overwritten each
+        time so a long run does not fill the disk (W&B keeps every one)."""
         run_dir = self._run_dir(trainer)  # trainer.log_dir: every rank must ask
-        if self._val_count % self.every_n_val_epochs or not trainer.is_global_zero:
+        if not trainer.is_global_zero or trainer.fast_dev_run or trainer.datamodule is None:
             return
+        was_training = pl_module.training
+        pl_module.refresh_class_embeddings()
         pl_module.eval()
         outputs = pl_module.embed_batches(trainer.datamodule.iter_part("val", pl_module.device))
-        out_dir = run_dir / f"{self.dirname}_val" / f"epoch_{trainer.current_epoch}"
-        metrics = getattr(pl_module, "validation_results", {})
-        self._write(trainer, pl_module, out_dir, outputs, metrics, "val")
+        pl_module.train(was_training)
+        folder = "latest" if epoch is None else f"epoch_{epoch}"
+        out_dir = run_dir / f"{self.dirname}_val" / folder
+        self._write(trainer, pl_module, out_dir, outputs, "val")

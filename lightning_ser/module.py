@@ -172,8 +172,6 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.test_metrics = torch.nn.ModuleDict(
             {k: confusion_metric(num_classes) for k in ("least_angle", "softmax")}
         )
-        self.test_outputs: dict[str, torch.Tensor] = {}
-        self._test_parts: list[dict[str, torch.Tensor]] = []
 
     # ---- model ----
     @property
@@ -379,23 +377,20 @@ class EmotionEmbeddingModule(pl.LightningModule):
         metrics["softmax"].update(logits.argmax(dim=-1), batch["label"])
         return {"embeddings": emb, "labels": batch["label"], "softmax": logits.argmax(dim=-1)}
 
-    def _log_metrics(self, prefix: str, metrics: torch.nn.ModuleDict) -> dict[str, torch.Tensor]:
-        values = {}
+    def _log_metrics(self, prefix: str, metrics: torch.nn.ModuleDict) -> None:
+        """Log WA, UA and macro-F1 of each classifier from its (synchronised) confusion matrix."""
         for name, confusion in metrics.items():
             result = scores(confusion.compute())
             for key in ("wa", "ua", "macro_f1"):
                 value = torch.tensor(result[key], device=self.device)
-                values[f"{prefix}/{name}/{key}"] = value
                 self.log(f"{prefix}/{name}/{key}", value, prog_bar=key == "wa")
-            values[f"{prefix}/{name}/confusion"] = result["confusion"]
             confusion.reset()
-        return values
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        self.validation_results = self._log_metrics("val", self.val_metrics)
+        self._log_metrics("val", self.val_metrics)
 
     def _ensure_class_embeddings(self) -> None:
         """Recompute the class embeddings when missing, or when the checkpoint's were embedded
@@ -444,40 +439,14 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._ensure_class_embeddings()
-        self._test_parts = []
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._test_parts.append(self._eval_step(batch, self.test_metrics))
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Metrics of a batch; returns its embeddings, labels and softmax answers, which
+        callbacks (the report) collect in `on_test_batch_end`."""
+        return self._eval_step(batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_metrics("test", self.test_metrics)
-        parts = self._test_parts
-        keys = ("embeddings", "labels", "softmax")
-        outputs = {k: torch.cat([p[k] for p in parts]) for k in keys} if parts else {}
-        self.test_outputs = self._gather_ranks(outputs, keys)
-
-    def _gather_ranks(self, outputs: dict, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """Concatenate per-rank outputs of different lengths (every rank gets all of them)."""
-        if self.trainer.world_size == 1:
-            return outputs
-        dim = self.hparams.embedding_dim
-        empty = {
-            "embeddings": torch.zeros(0, dim, device=self.device),
-            "labels": torch.zeros(0, dtype=torch.long, device=self.device),
-            "softmax": torch.zeros(0, dtype=torch.long, device=self.device),
-        }
-        outputs = outputs or empty
-        count = torch.tensor([len(outputs["labels"])], device=self.device)
-        counts = self.all_gather(count).flatten().tolist()
-        gathered = {}
-        for key in keys:
-            padded = torch.zeros(
-                (max(counts), *outputs[key].shape[1:]), dtype=outputs[key].dtype, device=self.device
-            )
-            padded[: counts[self.global_rank]] = outputs[key]
-            every = self.all_gather(padded)  # [world, max, ...]
-            gathered[key] = torch.cat([every[r, :n] for r, n in enumerate(counts)])
-        return gathered
+        self._log_metrics("test", self.test_metrics)
 
     def on_predict_epoch_start(self) -> None:
         self._ensure_class_embeddings()

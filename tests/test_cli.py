@@ -190,3 +190,18 @@ def test_schedule_needs_no_callbacks_in_the_config(run, tmp_path: Path) -> None:
     run_dir = Path(cli.trainer.log_dir)
     lrs = [float(r["lr"]) for r in metrics_rows(run_dir) if r.get("lr")]
     assert lrs == pytest.approx([0.05, 0.005, 0.05, 0.005])  # two stages, each decaying
+
+
+def test_validation_reports_at_each_stage_end_and_every_n_validations(run) -> None:
+    """What the W&B images show while training: the validation part's embeddings as they evolve."""
+    cli = run(
+        "fit",
+        "--trainer.callbacks+=lightning_ser.callbacks.EmbeddingReport",
+        "--trainer.callbacks.at_stage_end=true",
+        "--trainer.callbacks.every_n_val_epochs=3",
+    )
+    reports = Path(cli.trainer.log_dir) / "report_val"
+    # stage ends after epochs 1 (softmax cap) and 3 (the end); every 3rd validation: latest/
+    assert sorted(p.name for p in reports.iterdir()) == ["epoch_1", "epoch_3", "latest"]
+    for folder in reports.iterdir():
+        assert (folder / "tsne.png").exists() and (folder / "angle_matrix.png").exists()

@@ -38,12 +38,14 @@ def log_report_to_wandb(
     paths: Mapping[str, Path],
     prefix: str = "test",
     tables: Mapping[str, Table] | None = None,
+    global_step: int | None = None,
 ) -> None:
     """Log the report's PNGs as images and its main CSVs as tables, in one ``run.log`` call.
 
     Images go under ``f"{prefix}/<file stem>"`` and tables under ``f"{prefix}/<file stem>_table"``.
     Tables come from `tables` (CSV file stem -> table), else from `paths` when `write_report`
-    returned it, else from reading the CSV files back.
+    returned it, else from reading the CSV files back. With `global_step` the payload carries
+    Lightning's `trainer/global_step`, so W&B shows the figures along the training curves.
     """
     import wandb
 
@@ -60,4 +62,6 @@ def log_report_to_wandb(
                 columns=list(table.header), data=data
             )
     if payload:
+        if global_step is not None:
+            payload["trainer/global_step"] = global_step
         run.log(payload)
