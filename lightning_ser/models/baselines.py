@@ -26,6 +26,8 @@ control flow, so the networks can be traced / exported with a dynamic T axis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from lightning_ser.models.layers import (
@@ -39,7 +41,48 @@ from lightning_ser.models.layers import (
 )
 
 
-class FCBackbone(nn.Module):
+class LayerStack(nn.Module):
+    """``x - 2`` layers of one kind, each followed by dropout, padded frames zeroed throughout.
+
+    FC-x and CNN-x differ only in the layer (``make_layer(in, out)``) and in the layout it takes:
+    frames-last ``[B, T, C]`` for frame-wise Linear layers, channels-first ``[B, C, T]`` for
+    Conv1d. ``forward(x [B, T, F], lengths [B] | None) -> [B, T, C]``.
+    """
+
+    channels_first = False
+
+    def __init__(
+        self,
+        layers: int,
+        in_features: int,
+        channels: int,
+        make_layer: Callable[[int, int], nn.Module],
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        n_layers = check_layers(layers)
+        check_positive("in_features", in_features)
+        check_positive("channels", channels)
+        check_dropout(dropout)
+        self.layers = nn.ModuleList(
+            make_layer(in_features if i == 0 else channels, channels) for i in range(n_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.out_features = channels if n_layers > 0 else in_features
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        h = x.transpose(1, 2) if self.channels_first else x
+        mask = None
+        if lengths is not None:
+            mask = sequence_mask(lengths, x.shape[1], x.device)
+            mask = mask.unsqueeze(1 if self.channels_first else -1).to(x.dtype)
+            h = h * mask
+        for layer in self.layers:
+            h = self.dropout(layer(h, mask))
+        return h.transpose(1, 2) if self.channels_first else h
+
+
+class FCBackbone(LayerStack):
     """FC-x: ``x - 2`` frame-wise Linear + BN + LeakyReLU layers (each frame independently)."""
 
     def __init__(
@@ -50,31 +93,19 @@ class FCBackbone(nn.Module):
         negative_slope: float = 0.01,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        n_layers = check_layers(layers)
-        check_positive("in_features", in_features)
-        check_positive("channels", channels)
-        check_dropout(dropout)
-        self.layers = nn.ModuleList(
-            LinearBNAct(in_features if i == 0 else channels, channels, negative_slope)
-            for i in range(n_layers)
+        super().__init__(
+            layers,
+            in_features,
+            channels,
+            lambda n_in, n_out: LinearBNAct(n_in, n_out, negative_slope),
+            dropout,
         )
-        self.dropout = nn.Dropout(dropout)
-        self.out_features = channels if n_layers > 0 else in_features
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        mask = None
-        if lengths is not None:
-            mask = sequence_mask(lengths, x.shape[1], x.device).unsqueeze(-1).to(x.dtype)
-            x = x * mask
-        h = x
-        for layer in self.layers:
-            h = self.dropout(layer(h, mask))
-        return h
 
 
-class CNNBackbone(nn.Module):
+class CNNBackbone(LayerStack):
     """CNN-x: ``x - 2`` plain Conv1d + BN + LeakyReLU layers (stride 1, no skips)."""
+
+    channels_first = True
 
     def __init__(
         self,
@@ -85,28 +116,14 @@ class CNNBackbone(nn.Module):
         negative_slope: float = 0.01,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        n_layers = check_layers(layers)
-        check_positive("in_features", in_features)
-        check_positive("channels", channels)
         check_kernel_size(kernel_size)
-        check_dropout(dropout)
-        self.layers = nn.ModuleList(
-            ConvBNAct(in_features if i == 0 else channels, channels, kernel_size, negative_slope)
-            for i in range(n_layers)
+        super().__init__(
+            layers,
+            in_features,
+            channels,
+            lambda n_in, n_out: ConvBNAct(n_in, n_out, kernel_size, negative_slope),
+            dropout,
         )
-        self.dropout = nn.Dropout(dropout)
-        self.out_features = channels if n_layers > 0 else in_features
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        h = x.transpose(1, 2)  # [B, F, T]
-        mask = None
-        if lengths is not None:
-            mask = sequence_mask(lengths, x.shape[1], x.device).unsqueeze(1).to(x.dtype)
-            h = h * mask
-        for layer in self.layers:
-            h = self.dropout(layer(h, mask))
-        return h.transpose(1, 2)
 
 
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
