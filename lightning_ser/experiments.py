@@ -11,29 +11,22 @@ import argparse
 import csv
 import itertools
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .atomic import atomic_open, write_json_atomic
+from .provenance import provenance
+from .report.tables import format_percent
+
 RESULT_FILE = "result.json"
 HEADLINE = ("least_angle/wa", "least_angle/ua", "least_angle/macro_f1", "softmax/wa", "softmax/ua")
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def logger_override(run_dir: Path, wandb: bool, group: str) -> Path:
@@ -101,6 +94,7 @@ def run_experiment(
         "triplet_epochs": epochs - stage_start,
         "seconds": round(time.perf_counter() - start, 1),
         "metrics": metrics,
+        **provenance(["experiment", str(run_dir), *args]),
     }
     write_json_atomic(result_path, result)
     return result
@@ -119,17 +113,10 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
     """Write rows as CSV (atomically) with the given columns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}"
 
 
 def cv_command(argv: list[str]) -> dict[str, Any]:
@@ -155,7 +142,7 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     probe = lightning_main([*args, "--trainer.logger", "false"], run=False)
     datamodule = probe.datamodule
     protocol = datamodule.split_args["protocol"]
-    groups = [datamodule._group(u) for u in datamodule.utterances]
+    groups = [datamodule.group_of(u) for u in datamodule.utterances]
     total = num_folds(
         protocol, groups, datamodule.split_args["n_folds"], datamodule.split_args["speaker_folds"]
     )
@@ -171,22 +158,68 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
         result = run_experiment([*args, "--data.fold", str(fold)], run_dir, ns.wandb, str(out))
         results.append(result)
         wa = result["metrics"].get("least_angle/wa", float("nan"))
-        print(f"[cv] fold {fold}: least-angle WA {_pct(wa)}%", flush=True)
+        print(f"[cv] fold {fold}: least-angle WA {format_percent(wa)}", flush=True)
+    return write_cv_summary(results, out, datamodule.corpus, protocol, total, argv)
+
+
+def write_cv_summary(
+    results: list[dict[str, Any]],
+    out: Path,
+    corpus: str,
+    protocol: str,
+    total: int,
+    argv: list[str],
+) -> dict[str, Any]:
+    """folds.csv, summary.md and summary.json of a cross-validation: per-fold numbers, mean and
+    sample std, and where they came from (command, commits, dates, machine)."""
     summary = summarise(results)
-    rows = [{"fold": r["fold"], **r["metrics"], "epochs": r["epochs"]} for r in results]
-    write_table(rows, ["fold", *HEADLINE, "epochs"], out / "folds.csv")
+    columns = ["fold", *HEADLINE, "epochs", "seconds", "commit", "date"]
+    rows = [{**r, **r["metrics"]} for r in results]
+    write_table(rows, columns, out / "folds.csv")
+    meta = provenance(["cv", *argv])
+    commits = sorted({r.get("commit", "unknown") for r in results})
+    done = [r["fold"] for r in results]
     lines = [
-        f"# {datamodule.corpus}: {protocol}, {len(results)} fold(s)",
+        f"# {corpus}: {protocol}, {len(results)} of {total} fold(s)",
         "",
-        "| metric | mean | std |",
+        f"- command: `{meta['command']}`",
+        f"- commit(s) of the folds: {', '.join(commits)} (per fold in folds.csv)",
+        f"- summarised {meta['date']} on {meta['machine']}",
+        "",
+        "| metric | mean | std (sample) |",
         "|---|---|---|",
     ]
     for key in HEADLINE:
         if key in summary:
             s = summary[key]
-            lines.append(f"| {key} | {_pct(s['mean'])}% | {_pct(s['std'])} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    write_json_atomic(out / "summary.json", {"protocol": protocol, "folds": folds, **summary})
+            std = format_percent(s["std"]).removesuffix("%")
+            lines.append(f"| {key} | {format_percent(s['mean'])} | {std} |")
+    lines += ["", "| fold | " + " | ".join(HEADLINE) + " | minutes | commit |"]
+    lines.append("|---" * (len(HEADLINE) + 3) + "|")
+    for r in results:
+        cells = [format_percent(r["metrics"].get(k, float("nan"))) for k in HEADLINE]
+        minutes = f"{r.get('seconds', float('nan')) / 60:.1f}"
+        lines.append(
+            f"| {r['fold']} | "
+            + " | ".join(cells)
+            + f" | {minutes} | {r.get('commit', 'unknown')} |"
+        )
+    with atomic_open(out / "summary.md") as handle:
+        handle.write("\n".join(lines) + "\n")
+    payload = {
+        "corpus": corpus,
+        "protocol": protocol,
+        "folds": done,
+        "folds_total": total,
+        **meta,
+        "commits": commits,
+        "per_fold": [
+            {k: r.get(k) for k in ("fold", "metrics", "epochs", "seconds", "commit", "date")}
+            for r in results
+        ],
+        **summary,
+    }
+    write_json_atomic(out / "summary.json", payload)
     print("\n".join(lines))
     return summary
 
@@ -301,7 +334,8 @@ def _write_sweep_tables(results: list[dict[str, Any]], keys: list[str], out: Pat
     for r in rows:
         arch = str(r.get("model.backbone", "resnet")).upper().replace("RESNET", "ResNet")
         wa, ua = r.get("least_angle/wa", float("nan")), r.get("least_angle/ua", float("nan"))
-        lines.append(f"| {arch}-x | {r.get('model.layers', '')} | {_pct(wa)}% | {_pct(ua)}% |")
+        layers = r.get("model.layers", "")
+        lines.append(f"| {arch}-x | {layers} | {format_percent(wa)} | {format_percent(ua)} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

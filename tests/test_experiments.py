@@ -79,6 +79,12 @@ def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, mon
     result = json.loads((out / "fold_2" / experiments.RESULT_FILE).read_text())
     assert result["protocol"] == "speaker_kfold" and result["fold"] == 2
     assert 0.0 <= result["metrics"]["least_angle/wa"] <= 1.0
+    # every number says where it came from
+    assert result["command"].startswith("lightning-ser experiment") and result["commit"]
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["command"].startswith("lightning-ser cv") and saved["folds"] == [0, 1, 2]
+    assert {"commit", "date", "machine", "commits", "per_fold"} <= set(saved)
+    assert [f["fold"] for f in saved["per_fold"]] == [0, 1, 2]
 
 
 def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path: Path) -> None:

@@ -221,7 +221,7 @@ class EmotionDataModule(pl.LightningDataModule):
         table = self.load_features()
         labels = [u.label for u in self.utterances]
         self.labels = torch.tensor([self.class_names.index(lab) for lab in labels])
-        self.groups = [self._group(u) for u in self.utterances]
+        self.groups = [self.group_of(u) for u in self.utterances]
         self.split = make_split(labels, self.groups, **self.split_args)
         train_mask = torch.zeros(len(table), dtype=torch.bool)
         train_mask[self.split.train] = True
@@ -231,7 +231,8 @@ class EmotionDataModule(pl.LightningDataModule):
         self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
         self._save_split()
 
-    def _group(self, u: Utterance) -> str:
+    def group_of(self, u: Utterance) -> str:
+        """The speaker group of an utterance: its speaker, or the `group_by` metadata field."""
         if self.group_by == "speaker":
             return u.speaker
         if self.group_by not in u.meta:

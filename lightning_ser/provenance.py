@@ -1,0 +1,56 @@
+"""Where a result came from: the command, the code's commit, the date and the machine.
+
+Every result file the experiments write carries this, so a number can always be traced to the
+command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def git_commit(where: Path | None = None) -> str:
+    """The checked-out commit (short hash, `+dirty` when files differ from it), or "unknown"."""
+    folder = where or Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "lightning_ser", "conf")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}+dirty" if commit and dirty else (commit or "unknown")
+
+
+def machine() -> str:
+    """CPU, cores and the accelerator, in words."""
+    cpu = platform.processor() or platform.machine()
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text + f", {torch.get_num_threads()} torch thread(s)"
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """{command, commit, date (UTC), machine} of the running command."""
+    args = sys.argv[1:] if argv is None else argv
+    return {
+        "command": "lightning-ser " + shlex.join(args),
+        "commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
