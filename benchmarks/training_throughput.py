@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_ser.cli import lightning_main
+from lightning_ser.lightning_cli import lightning_main
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"

@@ -1,233 +1,26 @@
 """Command line: `lightning` / `lightning-ser` / `python -m lightning_ser`.
 
-`fit`, `validate`, `test` and `predict -c CONFIG` are LightningCLI's; the other subcommands are
-tools of this project (`cache`, `download`, `predict --ckpt ...` for Phase III inference, `embed`,
-`export`, `cv`, `sweep`). `main(args)` runs in-process, so tests drive the real CLI.
-
-Every command that trains or evaluates works in a run folder (see `runs.py`) that it prints at
-its start and end. A mistake a user can make ends in one line naming the file or setting and a
-non-zero exit status; `--debug` (or LIGHTNING_SER_DEBUG=1) shows the full traceback instead.
+`fit`, `validate`, `test` and `predict -c CONFIG` are LightningCLI's (`lightning_cli.py`); the
+other subcommands are tools of this project (`cache`, `download`, `predict --ckpt ...` for Phase
+III inference, `embed`, `export`, `cv`, `sweep`; `tools.py`). `main(args)` runs in-process, so
+tests drive the real CLI. A mistake a user can make ends in one line naming the file or setting
+and a non-zero exit status; `--debug` (or LIGHTNING_SER_DEBUG=1) shows the full traceback.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import warnings
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import torch
-from pytorch_lightning.cli import LightningCLI
-
-from . import runs
-from .data.datamodule import EmotionDataModule
-from .module import EmotionEmbeddingModule
-
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-#: Hands the run folder chosen by rank 0 to the DDP ranks its launcher starts.
-RUN_DIR_ENV = "LIGHTNING_SER_RUN_DIR"
-
-
-class SERCLI(LightningCLI):
-    """LightningCLI with the data module's classes linked into the model and run-dir helpers."""
-
-    def add_arguments_to_parser(self, parser: Any) -> None:
-        for source, target in (
-            ("data.num_classes", "model.init_args.num_classes"),
-            ("data.class_names", "model.init_args.class_names"),
-            ("data.n_features", "model.init_args.n_features"),
-            ("data.window_frames", "model.init_args.crop_frames"),
-            # linked, not a model setting: `test --ckpt_path PATH` applies the checkpoint's model
-            # hyperparameters over the command line, and this one must stay choosable at test
-            ("data.eval_crops", "model.init_args.eval_crops"),
-        ):
-            parser.link_arguments(source, target, apply_on="instantiate")
-        parser.link_arguments(
-            "data.features", "model.init_args.feature_config", asdict, apply_on="instantiate"
-        )
-        parser.add_argument(
-            "--run_dir",
-            type=Optional[str],  # noqa: UP045 - jsonargparse reads typing's Optional
-            default=None,
-            help="the run folder (default: <save_dir>/<corpus>/<split>[/fold_<k>]/version_<n>, "
-            "a new version for every fit; test/validate/predict use the checkpoint's folder)",
-        )
-        parser.add_argument(
-            "--evaluate_elsewhere",
-            type=bool,
-            default=False,
-            help="allow test/validate on data or a split other than the checkpoint's (the report "
-            "says so); without it such a run is refused",
-        )
-        parser.add_argument(
-            "--test_after_fit",
-            type=bool,
-            default=False,
-            help="after fit, test the best checkpoint in the same process (W&B sweeps use it)",
-        )
-
-    def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback
-        if callback is not None and callback.best_model_path:
-            score = callback.best_model_score
-            value = f" ({callback.monitor} {100 * float(score):.2f}%)" if score is not None else ""
-            print(f"[fit] best checkpoint: {callback.best_model_path}{value}", flush=True)
-        if getattr(self, "run_dir", None) is not None:
-            print(f"[fit] run folder: {self.run_dir}", flush=True)
-        if self.config.fit.get("test_after_fit") and not self.trainer.fast_dev_run:
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
-            self.after_test()
-
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        trainer = config.trainer
-        if self.subcommand:
-            self._place_run(config)
-        if trainer.get("precision") is None:
-            # Mixed precision on a GPU, plain float32 (and no warnings) on a CPU.
-            gpu = torch.cuda.is_available() and trainer.get("accelerator") in (
-                "auto",
-                "gpu",
-                "cuda",
-            )
-            trainer.precision = "16-mixed" if gpu else "32-true"
-        if self.subcommand != "fit":
-            loggers = trainer.get("logger")
-            for logger in loggers if isinstance(loggers, list) else [loggers]:
-                if getattr(logger, "class_path", "").endswith("RunLogger"):
-                    logger.init_args.metrics_file = f"{self.subcommand}_metrics.csv"
-
-    def _place_run(self, config: Any) -> None:
-        """Point the run's loggers at its run folder (unless the config fixes a version)."""
-        loggers = config.trainer.get("logger")
-        loggers = loggers if isinstance(loggers, list) else [loggers]
-        run_logger = next(
-            (lg for lg in loggers if getattr(lg, "class_path", "").endswith("RunLogger")), None
-        )
-        if run_logger is None:
-            self.run_dir = None
-            return
-        args = run_logger.init_args
-        launched = os.environ.get("LOCAL_RANK") and os.environ.get(RUN_DIR_ENV)
-        if launched:  # a DDP rank started by rank 0's launcher: rank 0 chose the folder
-            run_dir = Path(os.environ[RUN_DIR_ENV])
-        elif config.get("run_dir"):
-            run_dir = Path(config.run_dir)
-        elif args.get("version") is not None:
-            run_dir = Path(args.save_dir) / (args.get("name") or "") / str(args.version)
-        else:
-            data = config.data.init_args if "init_args" in config.data else config.data
-            run_dir = runs.resolve_run_dir(
-                self.subcommand,
-                args.save_dir,
-                data.corpus,
-                data.split,
-                data.fold,
-                config.get("ckpt_path"),
-            )
-        args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
-        run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
-        for logger in loggers:
-            if getattr(logger, "class_path", "") == "pytorch_lightning.loggers.WandbLogger":
-                logger.class_path = "lightning_ser.loggers.RunWandbLogger"  # same arguments
-            if getattr(logger, "class_path", "").endswith("WandbLogger"):
-                logger.init_args.save_dir = str(run_dir)
-                if not logger.init_args.get("name"):
-                    logger.init_args.name = str(run_dir)
-        self.run_dir = run_dir
-        if not launched:
-            os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the DDP ranks launched later
-            print(f"[{self.subcommand}] run folder: {run_dir}", flush=True)
-
-    def _resolve_ckpt(self) -> None:
-        """`--ckpt_path best` in a new process: the run directory's `checkpoints/best.ckpt`."""
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "best":
-            return
-        callback = self.trainer.checkpoint_callback
-        if callback is not None and callback.best_model_path:
-            return
-        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        candidate = run_dir / "checkpoints" / "best.ckpt"
-        if not candidate.exists():
-            raise SystemExit(
-                f"--ckpt_path best: no best checkpoint at {candidate}; run `fit` with this config "
-                "first, or pass the checkpoint file"
-            )
-        config.ckpt_path = str(candidate)
-
-    def parse_arguments(self, parser: Any, args: Any) -> None:
-        """Parse, then read a given checkpoint safely before Lightning does, so that a missing,
-        truncated or code-carrying file ends in one clear line (see inference.checkpoint)."""
-        super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path and path not in ("best", "last", "hpc", "registry"):
-            from .inference.checkpoint import read_checkpoint
-
-            read_checkpoint(path)
-
-    def _before_evaluation(self) -> None:
-        self._resolve_ckpt()
-        self.model.evaluate_elsewhere = bool(self.config_init[self.subcommand].evaluate_elsewhere)
-
-    def before_validate(self) -> None:
-        self._before_evaluation()
-
-    def before_test(self) -> None:
-        self._before_evaluation()
-
-    def before_predict(self) -> None:
-        self._before_evaluation()
-
-    def after_test(self) -> None:
-        metrics = self.trainer.callback_metrics
-        head = ", ".join(
-            f"{key.removeprefix('test/')} {100 * float(metrics[key]):.2f}%"
-            for key in ("test/least_angle/wa", "test/least_angle/ua", "test/softmax/wa")
-            if key in metrics
-        )
-        print(f"[test] {head}", flush=True)
-        report = Path(self.trainer.log_dir or ".") / "report" / "report.md"
-        if report.exists():
-            print(f"[test] report: {report}", flush=True)
-
-
-def _drop_tips(record: logging.LogRecord) -> bool:
-    """Logging filter: drop Lightning's product tips (e.g. the litlogger one)."""
-    return "Tip:" not in str(record.msg)
-
-
-def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
-    """Run LightningCLI (fit / validate / test / predict) with this project's classes."""
-    # main() always passes the arguments explicitly (so tests and subcommands share one path);
-    # LightningCLI warns whenever sys.argv is not empty at the same time, which is expected here.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    # Noise a user cannot act on: a deprecation inside Lightning, and an advertisement.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_drop_tips)
-    return SERCLI(
-        EmotionEmbeddingModule,
-        EmotionDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        run=run,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+from . import tools
+from .lightning_cli import lightning_main
 
 
 def dispatch(args: list[str] | None = None) -> Any:
     """Run one command and return what it made (the LightningCLI, a summary, an exit status)."""
     argv = list(sys.argv[1:] if args is None else args)
     command = argv[0] if argv else None
-    from . import tools
-
     if command in (None, "-h", "--help"):
         print(tools.top_level_help())
         return 0 if command else 2

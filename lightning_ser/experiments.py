@@ -67,7 +67,7 @@ def run_experiment(
 
     `args` are LightningCLI arguments without the subcommand (`-c conf.yaml --model.layers 7`).
     """
-    from .cli import lightning_main
+    from .lightning_cli import lightning_main
 
     result_path = run_dir / RESULT_FILE
     if result_path.exists():
@@ -121,8 +121,8 @@ def write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> N
 
 def cv_command(argv: list[str]) -> dict[str, Any]:
     """`cv -c CONFIG [--data.split kfold] [--folds 0,3] [--out DIR] [--wandb]`: every fold."""
-    from .cli import lightning_main
     from .data.splits import num_folds
+    from .lightning_cli import lightning_main
 
     parser = argparse.ArgumentParser(
         prog="lightning-ser cv",

@@ -64,7 +64,7 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
 
     `--prune` deletes this corpus's cache files for other settings or file lists.
     """
-    from .cli import lightning_main
+    from .lightning_cli import lightning_main
 
     if any(a in ("-h", "--help") for a in argv):
         print(

@@ -148,12 +148,12 @@ def test_ravdess_archive_constants() -> None:
     assert RAVDESS_SPEECH.md5 == "bc696df654c87fed845eb13823edef8a"
 
 
-def test_default_cache_dir_honours_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_download_dir_honours_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert dl.default_cache_dir() == tmp_path / "xdg" / "lightning_ser" / "downloads"
+    assert dl.default_download_dir() == tmp_path / "xdg" / "lightning_ser" / "downloads"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert dl.default_cache_dir() == tmp_path / "home" / ".cache" / "lightning_ser" / "downloads"
+    assert dl.default_download_dir() == tmp_path / "home" / ".cache" / "lightning_ser" / "downloads"
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lightning_ser.cli import lightning_main
 from lightning_ser.data.splits import make_split
+from lightning_ser.lightning_cli import lightning_main
 from lightning_ser.models import BACKBONES, build_backbone
 
 REPO = Path(__file__).resolve().parents[1]

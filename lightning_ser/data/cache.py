@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .corpora.base import OnBadFile
 from .features import AudioError, FeatureConfig, FeatureExtractor
+from .locations import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,6 @@ def writable(folder: Path) -> bool:
             return True
     except OSError:
         return False
-
-
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/lightning_ser`, i.e. `~/.cache/lightning_ser` by default."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lightning_ser"
 
 
 @dataclass

@@ -34,12 +34,14 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
+from .locations import default_cache_dir
+
 __all__ = [
     "ARCHIVES",
     "RAVDESS_SPEECH",
     "Archive",
     "DownloadError",
-    "default_cache_dir",
+    "default_download_dir",
     "download_corpus",
     "fetch",
     "main",
@@ -332,10 +334,9 @@ def safe_extract(zip_path: Path, target: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """Where archives are kept: ``$XDG_CACHE_HOME/lightning_ser/downloads`` (~/.cache/...)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "lightning_ser" / "downloads"
+def default_download_dir() -> Path:
+    """Where archives are kept: ``downloads/`` in the feature cache's folder (~/.cache/...)."""
+    return default_cache_dir() / "downloads"
 
 
 def _has_audio(folder: Path) -> bool:
@@ -362,7 +363,7 @@ def download_corpus(
 ) -> Path:
     """Download corpus ``name`` (see ``ARCHIVES``) and unpack it into ``target``; return ``target``.
 
-    The archive is cached in ``cache_dir`` (default :func:`default_cache_dir`) so a failed
+    The archive is cached in ``cache_dir`` (default :func:`default_download_dir`) so a failed
     extraction does not cost another download. ``url``/``md5`` override the official source
     (mirrors, tests); with an overridden ``url`` and no ``md5`` the checksum is skipped but the
     archive must still open as a zip. A ``target`` that already holds audio is returned as is.
@@ -382,7 +383,7 @@ def download_corpus(
     checksum = md5 if md5 is not None else (archive.md5 if url is None else None)
     size = archive.size if official else None
     file_name = archive.name if url is None else _file_name(source, archive.name)
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_download_dir()
 
     zip_path = fetch(source, cache / file_name, md5=checksum, size=size, progress=progress)
     try:
