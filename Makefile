@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?= conf/ravdess.yaml
 RAVDESS ?= $(firstword $(wildcard ../shared/data/ravdess) data/ravdess)
 PYTEST_ARGS ?=
+# torch threads of `make run`: with one, the same seed gives the same numbers on the same machine
+# (and a 2-core machine shared with another job runs many times faster than with two).
+RUN_THREADS ?= 1
 
 .PHONY: install run test lint bench clean
 
@@ -22,8 +25,8 @@ $(STAMP): pyproject.toml Makefile
 
 run: $(STAMP)
 	@test -d $(RAVDESS) || $(BIN)/lightning-ser download ravdess $(RAVDESS)
-	$(BIN)/lightning fit -c $(CONFIG) --data.root $(RAVDESS)
-	$(BIN)/lightning test -c $(CONFIG) --data.root $(RAVDESS) --ckpt_path best
+	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/lightning fit -c $(CONFIG) --data.root $(RAVDESS)
+	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/lightning test -c $(CONFIG) --data.root $(RAVDESS) --ckpt_path best
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)

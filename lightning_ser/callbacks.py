@@ -79,6 +79,20 @@ class StageEarlyStopping(pl.Callback):
         self.best, self.wait = float(state_dict["best"]), int(state_dict["wait"])
 
 
+def dataset_description(datamodule: Any) -> str:
+    """The corpus and folder of a report, and whether its features were normalised per speaker
+    (transductive for test speakers)."""
+    if datamodule is None:
+        return "unknown"
+    text = f"{datamodule.corpus} ({datamodule.root})"
+    if getattr(datamodule, "transductive", False):
+        text += (
+            "; features normalised per speaker with each speaker's own audio (transductive: "
+            "test speakers' unlabelled test utterances shaped their features)"
+        )
+    return text
+
+
 class EmbeddingReport(pl.Callback):
     """Writes the paper's analyses (angle matrix, deviations, t-SNE, confusion) and logs them.
 
@@ -140,7 +154,7 @@ class EmbeddingReport(pl.Callback):
             class_names=module.class_names,
             metrics=scalars,
             protocol=datamodule.split.protocol if datamodule is not None else "unknown",
-            dataset=f"{datamodule.corpus} ({datamodule.root})" if datamodule else "unknown",
+            dataset=dataset_description(datamodule),
             checkpoint=(f"{ckpt} ({note})" if note else str(ckpt)) if ckpt else note,
             split_name=split_name,
             softmax_preds=outputs["softmax"].cpu(),

@@ -115,6 +115,13 @@ def predict_command(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     model = _load("predict", ns.ckpt, ns.device)
     files = _files("predict", ns.inputs)
+    if model.hparams.get("feature_normalisation") == "speaker":
+        print(
+            "note: this model was trained on features normalised per speaker; the files of each "
+            f"batch of up to {ns.batch_frames} frames are normalised together, as one speaker's "
+            "(give one speaker's files per call)",
+            file=sys.stderr,
+        )
     preds = model.predict_files(files, batch_frames=ns.batch_frames)
     out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
     if out is not None:

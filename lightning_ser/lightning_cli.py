@@ -38,6 +38,7 @@ class SERCLI(LightningCLI):
             # linked, not a model setting: `test --ckpt_path PATH` applies the checkpoint's model
             # hyperparameters over the command line, and this one must stay choosable at test
             ("data.eval_crops", "model.init_args.eval_crops"),
+            ("data.normalisation", "model.init_args.feature_normalisation"),
         ):
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.link_arguments(

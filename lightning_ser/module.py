@@ -84,6 +84,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         feature_mask_width: the widest feature mask, in values per frame.
         monitor: the validation metric the stage early stopping follows when the trainer has
             no StageEarlyStopping of its own.
+        feature_normalisation: "train" or "speaker" (linked from data.normalisation; kept so
+            that inference normalises new audio the same way).
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
             prediction; k > 0 uses the mean direction of k evenly spaced windows of
             `crop_frames` instead (training always uses single windows). Linked from
@@ -126,6 +128,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         feature_masks: int = 0,
         feature_mask_width: int = 6,
         monitor: str = "val/least_angle/wa",
+        feature_normalisation: str = "train",
         eval_crops: int = 0,
         crop_frames: int = 10,
     ) -> None:

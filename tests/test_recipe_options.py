@@ -156,3 +156,27 @@ def test_cosine_decay_runs_from_the_start_rate_to_the_end_rate() -> None:
     assert rates[5] == pytest.approx((1.0 + 0.01) / 2)
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert not math.isclose(rates[1] - rates[2], rates[4] - rates[5])  # not linear
+
+
+def test_per_speaker_normalisation_standardises_each_speaker(tiny_ravdess, cache_dir) -> None:
+    from lightning_ser.data.datamodule import EmotionDataModule
+
+    dm = EmotionDataModule(
+        root=str(tiny_ravdess), cache_dir=str(cache_dir), normalisation="speaker",
+        split="speaker_kfold", n_folds=3, progress=False, workers=1,
+    )  # fmt: skip
+    dm.setup()
+    assert dm.transductive and torch.equal(dm.feature_mean, torch.zeros(39))
+    owner = torch.repeat_interleave(torch.arange(len(dm.table)), dm.table.lengths)
+    for speaker in set(dm.groups):
+        rows = torch.tensor([g == speaker for g in dm.groups])[owner]
+        frames = dm.table.frames[rows]
+        torch.testing.assert_close(frames.mean(0), torch.zeros(39), atol=1e-4, rtol=0)
+        torch.testing.assert_close(frames.std(0), torch.ones(39), atol=1e-3, rtol=0)
+    plain = EmotionDataModule(
+        root=str(tiny_ravdess), cache_dir=str(cache_dir), val_size=0.2, progress=False
+    )
+    plain.setup()
+    assert not plain.transductive
+    with pytest.raises(ValueError, match="data.normalisation"):
+        EmotionDataModule(normalisation="global")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -32,6 +33,23 @@ from .splits import Protocol, SpeakerFolds, Split, make_split
 log = logging.getLogger(__name__)
 
 Part = Literal["train", "val", "test"]
+Normalisation = Literal["train", "speaker"]
+
+
+def per_speaker_normalised(
+    table: FeatureTable, frame_owner: torch.Tensor, groups: list[str]
+) -> FeatureTable:
+    """A copy of `table` whose frames are standardised with their speaker's own mean and std."""
+    names = sorted(set(groups))
+    speaker_of_utt = torch.tensor([names.index(g) for g in groups])
+    owner = speaker_of_utt[frame_owner]
+    frames = table.frames.clone()
+    for k in range(len(names)):
+        rows = owner == k
+        mean = frames[rows].mean(dim=0)
+        std = frames[rows].std(dim=0).clamp_min(1e-5)
+        frames[rows] = (frames[rows] - mean) / std
+    return dataclasses.replace(table, frames=frames)
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -68,6 +86,10 @@ class EmotionDataModule(pl.LightningDataModule):
         eval_batch_frames: upper bound on batch size x longest utterance in evaluation batches.
         features_on_device: keep the frame table on the training device and cut batches there.
         on_bad_file: "error" stops at the first unusable file; "skip" drops it with a warning.
+        normalisation: "train" (default) standardises frames with the training part's statistics;
+            "speaker" standardises each utterance with the statistics of its own speaker's
+            utterances (all of them). For test speakers this uses their unlabelled test audio:
+            transductive, and every report of such a run says so.
         workers: processes for building the cache (default: all cores).
         progress: show a progress bar while building the cache.
     """
@@ -96,6 +118,7 @@ class EmotionDataModule(pl.LightningDataModule):
         eval_batch_frames: int = 100_000,
         features_on_device: bool = True,
         on_bad_file: OnBadFile = "error",
+        normalisation: Normalisation = "train",
         workers: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -133,6 +156,11 @@ class EmotionDataModule(pl.LightningDataModule):
         self.eval_batch_frames = eval_batch_frames
         self.features_on_device = features_on_device
         self.on_bad_file = on_bad_file
+        if normalisation not in ("train", "speaker"):
+            raise ValueError(
+                f"data.normalisation must be 'train' or 'speaker', got {normalisation!r}"
+            )
+        self.normalisation = normalisation
         self.workers = workers
         self.progress = progress
         self.table: FeatureTable | None = None
@@ -223,13 +251,24 @@ class EmotionDataModule(pl.LightningDataModule):
         self.labels = torch.tensor([self.class_names.index(lab) for lab in labels])
         self.groups = [self.group_of(u) for u in self.utterances]
         self.split = make_split(labels, self.groups, **self.split_args)
-        train_mask = torch.zeros(len(table), dtype=torch.bool)
-        train_mask[self.split.train] = True
         frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
-        train_frames = table.frames[train_mask[frame_owner]]
-        self.feature_mean = train_frames.mean(dim=0)
-        self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
+        if self.normalisation == "speaker":
+            self.table = per_speaker_normalised(table, frame_owner, self.groups)
+            self.feature_mean = torch.zeros(table.frames.shape[1])
+            self.feature_std = torch.ones(table.frames.shape[1])
+        else:
+            train_mask = torch.zeros(len(table), dtype=torch.bool)
+            train_mask[self.split.train] = True
+            train_frames = table.frames[train_mask[frame_owner]]
+            self.feature_mean = train_frames.mean(dim=0)
+            self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
         self._save_split()
+
+    @property
+    def transductive(self) -> bool:
+        """True when test utterances shaped the features the model sees: per-speaker statistics
+        of a test speaker come from that speaker's own (unlabelled) test audio."""
+        return self.normalisation == "speaker"
 
     def group_of(self, u: Utterance) -> str:
         """The speaker group of an utterance: its speaker, or the `group_by` metadata field."""

@@ -166,6 +166,8 @@ class EmotionModel:
                     f"got {tuple(frames.shape)}"
                 )
             lengths.append(int(frames.shape[0]))
+        if self.hparams.get("feature_normalisation", "train") == "speaker":
+            frames_list = speaker_normalised(frames_list)
         for idx in _length_batches(lengths, batch_frames):
             batch = [frames_list[i] for i in idx]
             lens = torch.tensor([lengths[i] for i in idx], device=self.device)
@@ -280,6 +282,14 @@ class EmotionModel:
                 predictions += self._predictions(outs)
                 outs = []
         return predictions + self._predictions(outs)
+
+
+def speaker_normalised(frames_list: Sequence[Tensor]) -> list[Tensor]:
+    """Standardise utterances with the statistics of all of them, taken as one speaker's: what a
+    model trained with data.normalisation=speaker expects (pass one speaker's files together)."""
+    every = torch.cat([f.float() for f in frames_list])
+    mean, std = every.mean(dim=0), every.std(dim=0).clamp_min(1e-5)
+    return [(f.float() - mean) / std for f in frames_list]
 
 
 def _duration(path: str | Path) -> float | None:
