@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking
-from .embedder import CHECKPOINT_FORMAT, Embedder, upgrade_state_dict
+from .embedder import CHECKPOINT_FORMAT, Embedder, config_from_hparams, upgrade_state_dict
 from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
 from .metrics import confusion_metric, scores
@@ -143,22 +143,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["optimizer"])
         self.hparams["class_names"] = class_names
         self.class_names = class_names
-        self.embedder = Embedder(
-            num_classes=num_classes,
-            n_features=n_features,
-            backbone=backbone,
-            layers=layers,
-            channels=channels,
-            kernel_size=kernel_size,
-            blocks=blocks,
-            negative_slope=negative_slope,
-            dropout=dropout,
-            bidirectional=bidirectional,
-            pooling=pooling,
-            embedding_dim=embedding_dim,
-            eval_crops=eval_crops,
-            crop_frames=crop_frames,
-        )
+        self.embedder = Embedder(**config_from_hparams(self.hparams))
         self.metric_loss = build_metric_loss(
             metric_loss, num_classes, embedding_dim, margin, miner, angular_margin, angular_scale
         )

@@ -105,7 +105,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------- loading
 def test_load_checkpoint_builds_eval_model(model: EmotionModel) -> None:
     assert model.class_names == CLASSES
-    assert not model.net.training and not model.head.training
+    assert not model.embedder.training and not model.embedder.net.training
     assert model.features == FeatureConfig()
     assert model.class_embeddings.shape == (3, 16)
     assert model.n_features == 39 and model.embedding_dim == 16
@@ -296,7 +296,10 @@ def test_torchscript_and_onnx_exports_agree(model: EmotionModel, tmp_path: Path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(2)
     for frames in (17, 131):
-        x = torch.randn(2, frames, 39, generator=gen) * model.std + model.mean
+        x = (
+            torch.randn(2, frames, 39, generator=gen) * model.embedder.feature_std
+            + model.embedder.feature_mean
+        )
         expected = model.embed(list(x))
         with torch.no_grad():
             torch.testing.assert_close(scripted(x), expected, atol=1e-4, rtol=1e-4)
@@ -366,8 +369,8 @@ def test_embed_and_export_commands(ckpt: Path, model: EmotionModel, clips, tmp_p
     meta = json.loads((out / "export.json").read_text())
     assert meta["class_names"] == CLASSES
     np.testing.assert_allclose(meta["class_embeddings"], model.class_embeddings.numpy())
-    np.testing.assert_allclose(meta["mean"], model.mean.numpy())
-    np.testing.assert_allclose(meta["std"], model.std.numpy())
+    np.testing.assert_allclose(meta["mean"], model.embedder.feature_mean.numpy())
+    np.testing.assert_allclose(meta["std"], model.embedder.feature_std.numpy())
     assert FeatureConfig(**meta["feature_config"]) == model.features
     assert meta["files"] == {"torchscript": "embedder.pt"}
 

@@ -42,7 +42,7 @@ def exportable(model: EmotionModel) -> ExportableEmbedder:
 def _example_frames(model: EmotionModel, frames: int, batch: int = 1) -> Tensor:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, frames, model.n_features, generator=gen)
-    return x * model.std.cpu() + model.mean.cpu()
+    return x * model.embedder.feature_std.cpu() + model.embedder.feature_mean.cpu()
 
 
 def export_torchscript(model: EmotionModel, path: str | Path) -> Path:
@@ -114,8 +114,8 @@ def export_metadata(model: EmotionModel) -> dict[str, Any]:
         "feature_config": asdict(model.features),
         "feature_front_end": "lightning_ser.data.features.FeatureExtractor (torchaudio MFCC + "
         "deltas, computed by lightning_ser.data.dsp); not part of the exported graph",
-        "mean": model.mean.cpu().tolist(),
-        "std": model.std.cpu().tolist(),
+        "mean": model.embedder.feature_mean.cpu().tolist(),
+        "std": model.embedder.feature_std.cpu().tolist(),
         "normalisation": "(frames - mean) / std, done inside the exported graph",
         "crops": crops_note(model.hparams),
         "hparams": {k: v for k, v in model.hparams.items() if not k.startswith("_")},

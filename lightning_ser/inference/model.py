@@ -106,26 +106,6 @@ class EmotionModel:
         self._extractor = FeatureExtractor(self.features)
 
     @property
-    def net(self) -> nn.Module:
-        """The embedding network (backbone + pooling + embedding FC)."""
-        return self.embedder.net
-
-    @property
-    def head(self) -> nn.Module:
-        """The softmax head (raw embedding -> logits)."""
-        return self.embedder.head
-
-    @property
-    def mean(self) -> Tensor:
-        """Per-feature mean of the training frames [F]."""
-        return self.embedder.feature_mean
-
-    @property
-    def std(self) -> Tensor:
-        """Per-feature standard deviation of the training frames [F]."""
-        return self.embedder.feature_std
-
-    @property
     def class_embeddings(self) -> Tensor:
         """L2-normalised class embeddings [C, D]."""
         return self.embedder.class_embeddings
