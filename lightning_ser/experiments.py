@@ -78,6 +78,8 @@ def run_experiment(
     fit = lightning_main(["fit", *args, *loggers])
     epochs = fit.trainer.current_epoch
     stage_start = fit.model.stage_start_epoch
+    selector = fit.trainer.checkpoint_callback
+    val_best = selector.best_model_score if selector is not None else None
     tested = lightning_main(["test", *args, *loggers, "--ckpt_path", "best"])
     metrics = {
         k.removeprefix("test/"): float(v)
@@ -94,6 +96,9 @@ def run_experiment(
         "triplet_epochs": epochs - stage_start,
         "seconds": round(time.perf_counter() - start, 1),
         "metrics": metrics,
+        # what chose the checkpoint (on the validation part): comparisons of settings use this
+        "selected_by": selector.monitor if selector is not None else None,
+        "val_best": float(val_best) if val_best is not None else None,
         **provenance(["experiment", str(run_dir), *args]),
     }
     write_json_atomic(result_path, result)
@@ -327,9 +332,12 @@ def _write_sweep_tables(results: list[dict[str, Any]], keys: list[str], out: Pat
     """Table I layout (architecture, x, accuracy) as markdown, and every metric as CSV."""
     rows = []
     for r in results:
-        row = {k: r.get(k) for k in keys} | r["metrics"] | {"epochs": r["epochs"]}
-        rows.append(row)
-    write_table(rows, [*keys, *HEADLINE, "epochs"], out / "results.csv")
+        row = {k: r.get(k) for k in keys} | r["metrics"]
+        rows.append(
+            row
+            | {"epochs": r["epochs"], "seconds": r.get("seconds"), "val_best": r.get("val_best")}
+        )
+    write_table(rows, [*keys, "val_best", *HEADLINE, "epochs", "seconds"], out / "results.csv")
     lines = ["| Architecture | x | Accuracy (WA, least angle) | UA |", "|---|---|---|---|"]
     for r in rows:
         arch = str(r.get("model.backbone", "resnet")).upper().replace("RESNET", "ResNet")
