@@ -190,3 +190,16 @@ def test_skipped_files_are_all_counted(tmp_path: Path, tone_writer, cache_dir: P
     assert {p.rsplit("/", 1)[-1] for p, _ in dm.skipped_files} == {
         "badly-named.wav", "03-01-05-01-01-01-02.wav",
     }  # fmt: skip
+
+
+def test_a_checkpoint_of_the_previous_format_still_tests(cli, tmp_path: Path) -> None:
+    cli("fit", *SHORT)
+    best = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/best.ckpt"
+    ckpt = torch.load(best, weights_only=True)
+    ckpt["state_dict"] = {k.removeprefix("embedder."): v for k, v in ckpt["state_dict"].items()}
+    ckpt["lightning_ser_format"] = 1
+    for key in ("embedder", "split"):
+        ckpt.pop(key)
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    assert cli("test", "--ckpt_path", str(old)) == 0
