@@ -167,6 +167,9 @@ def test_per_speaker_normalisation_standardises_each_speaker(tiny_ravdess, cache
     )  # fmt: skip
     dm.setup()
     assert dm.transductive and torch.equal(dm.feature_mean, torch.zeros(39))
+    from lightning_ser.callbacks import dataset_description
+
+    assert "transductive" in dataset_description(dm)  # every report of such a run says so
     owner = torch.repeat_interleave(torch.arange(len(dm.table)), dm.table.lengths)
     for speaker in set(dm.groups):
         rows = torch.tensor([g == speaker for g in dm.groups])[owner]
