@@ -14,7 +14,7 @@ from lightning_ser.models import BACKBONES, build_backbone
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = REPO / "sweeps"
-SWEEP_FILES = ("ablation.yaml", "folds.yaml", "speaker_folds.yaml")
+SWEEP_FILES = ("ablation.yaml", "folds.yaml", "speaker_folds.yaml", "recipe.yaml")
 METRIC = "val/least_angle/wa"
 
 
@@ -70,7 +70,14 @@ def test_sweep_file_is_a_grid_over_the_configured_fit(name: str) -> None:
     assert config["method"] == "grid"
     assert config["metric"] == {"name": METRIC, "goal": "maximize"}
     command = config["command"]
-    assert command[:5] == ["${env}", "lightning", "fit", "-c", "conf/ravdess.yaml"]
+    paper = name == "ablation.yaml"  # Table I: the paper's configuration, equal budgets
+    assert command[:5] == [
+        "${env}",
+        "lightning",
+        "fit",
+        "-c",
+        f"conf/ravdess{'_paper' if paper else ''}.yaml",
+    ]
     assert command[-1] == "${args}"  # after -c: the sweep's values override the config's
     assert (REPO / command[4]).is_file()
     assert config["parameters"], "a sweep without parameters"
