@@ -36,7 +36,7 @@ def sync(device: torch.device) -> None:
 def measure(config: str, root: str, device: torch.device, steps: int) -> dict:
     """Examples per second in each stage, and utterances per second of evaluation."""
     cli = lightning_main(
-        ["fit", "-c", str(ROOT / config), "--data.root", root, "--trainer.logger", "false"],
+        ["-c", str(ROOT / config), "--data.root", root, "--trainer.logger", "false"],
         run=False,
     )
     dm, module = cli.datamodule, cli.model.to(device)
@@ -82,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", default=str(ROOT / "../shared/data/ravdess"))
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--note", default="", help="conditions worth knowing (a busy machine)")
     ns = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     commit = subprocess.run(
@@ -92,6 +93,7 @@ def main() -> None:
         "commit": commit,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "torch_threads": torch.get_num_threads(),
+        "note": ns.note,
         "runs": {},
     }
     for device in devices:
@@ -105,6 +107,7 @@ def main() -> None:
         f"{result['torch_threads']} torch thread(s): `python benchmarks/training_throughput.py`. "
         "An example is one training window (the recipe's windows are whole utterances of up to "
         "300 frames; the paper's are 10 frames).",
+        *([f"Conditions: {ns.note}"] if ns.note else []),
         "",
         "| device: config | settings | softmax stage examples/s | metric stage examples/s "
         "| eval utterances/s |",
