@@ -205,3 +205,13 @@ def test_validation_reports_at_each_stage_end_and_every_n_validations(run) -> No
     assert sorted(p.name for p in reports.iterdir()) == ["epoch_1", "epoch_3", "latest"]
     for folder in reports.iterdir():
         assert (folder / "tsne.png").exists() and (folder / "angle_matrix.png").exists()
+
+
+def test_the_same_seed_gives_the_same_model(run) -> None:
+    """What lets `make run` repeat the README's number: one thread, one seed, the same weights."""
+    first = run("fit", "--run_dir", "runs/a", "--model.softmax_epochs", "2")
+    second = run("fit", "--run_dir", "runs/b", "--model.softmax_epochs", "2")
+    for (name, a), (_, b) in zip(
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
