@@ -107,8 +107,10 @@ class SERCLI(LightningCLI):
             self.run_dir = None
             return
         args = run_logger.init_args
-        launched = os.environ.get("LOCAL_RANK") and os.environ.get(RUN_DIR_ENV)
-        if launched:  # a DDP rank started by rank 0's launcher: rank 0 chose the folder
+        # a DDP rank started by rank 0's launcher (local rank 1, 2, ...): rank 0 chose the folder
+        launched = os.environ.get("LOCAL_RANK", "0") != "0" and RUN_DIR_ENV in os.environ
+        fresh = False
+        if launched:
             run_dir = Path(os.environ[RUN_DIR_ENV])
         elif config.get("run_dir"):
             run_dir = Path(config.run_dir)
@@ -124,8 +126,12 @@ class SERCLI(LightningCLI):
                 data.fold,
                 config.get("ckpt_path"),
             )
-        args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
+            fresh = not run_dir.exists()
+        if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID") and not launched:
+            run_dir = run_dir.with_name(f"{run_dir.name}-{os.environ['WANDB_RUN_ID']}")
+        run_dir = runs.claim(run_dir) if fresh else run_dir
         run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
+        args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
         for logger in loggers:
             if getattr(logger, "class_path", "") == "pytorch_lightning.loggers.WandbLogger":
                 logger.class_path = "lightning_ser.loggers.RunWandbLogger"  # same arguments
@@ -139,8 +145,12 @@ class SERCLI(LightningCLI):
             print(f"[{self.subcommand}] run folder: {run_dir}", flush=True)
 
     def _resolve_ckpt(self) -> None:
-        """`--ckpt_path best` in a new process: the run directory's `checkpoints/best.ckpt`."""
+        """`--ckpt_path best|last` in a new process: the run folder's `checkpoints/<name>.ckpt`
+        (the run folder is the newest version that has one, see runs.resolve_run_dir)."""
         config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            config.ckpt_path = str(Path(self.trainer.log_dir) / "checkpoints" / "last.ckpt")
+            return
         if config.get("ckpt_path") != "best":
             return
         callback = self.trainer.checkpoint_callback
@@ -165,6 +175,10 @@ class SERCLI(LightningCLI):
             from .inference.checkpoint import read_checkpoint
 
             read_checkpoint(path)
+
+    def before_fit(self) -> None:
+        self._resolve_ckpt()
+        self.model.evaluate_elsewhere = bool(self.config_init["fit"].evaluate_elsewhere)
 
     def _before_evaluation(self) -> None:
         self._resolve_ckpt()

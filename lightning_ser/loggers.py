@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
@@ -27,10 +26,9 @@ class AppendingWriter(ExperimentWriter):
 class RunLogger(CSVLogger):
     """CSVLogger writing to `<save_dir>/<name>/<version>/<metrics_file>`, never erasing rows.
 
-    The CLI sets save_dir / name / version to the run folder (see `lightning_ser.runs`) unless the
-    config fixes `version`, and gives every subcommand its own file (`test_metrics.csv` for
-    `test`, ...). Under a W&B sweep agent the W&B run id is appended to the version, so the runs
-    of a sweep do not share a folder.
+    The CLI sets save_dir / name / version to the run folder (see `lightning_ser.runs`; under a
+    W&B sweep agent the folder name carries the W&B run id, so the runs of a sweep do not share
+    one) and gives every subcommand its own file (`test_metrics.csv` for `test`, ...).
     """
 
     def __init__(
@@ -41,12 +39,6 @@ class RunLogger(CSVLogger):
         metrics_file: str = "metrics.csv",
         **kwargs: Any,
     ) -> None:
-        if (
-            version is not None
-            and os.environ.get("WANDB_SWEEP_ID")
-            and os.environ.get("WANDB_RUN_ID")
-        ):
-            version = f"{version}-{os.environ['WANDB_RUN_ID']}"  # one folder per sweep run
         super().__init__(save_dir, name=name or "", version=version, **kwargs)
         self.metrics_file = metrics_file
 

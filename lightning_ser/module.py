@@ -193,7 +193,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def end_stage(self, reason: str = "its epoch cap") -> None:
         """Move from softmax pre-training to the metric stage, or stop after the last stage."""
-        ended = self.stage
+        ended = self.stage if self.stage == "softmax" else self.hparams.metric_loss
         if self.stage == "softmax" and self.hparams.triplet_epochs > 0:
             self.stage = "triplet"
             self.stage_start_epoch = self.current_epoch + 1
@@ -261,6 +261,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
                 config.scheduler.step()
 
     def on_train_start(self) -> None:
+        self.check_split()  # resuming a checkpoint of another split is refused, too
         self.sync_schedule(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
@@ -312,7 +313,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
             n = LOGGED_METRIC_SUBSET
             with torch.no_grad():
                 metric = self.metric_loss(emb[:n], labels[:n])
-            loss = ce
+            # the metric loss's own parameters (ArcFace's class centres) get zero gradients, so
+            # DDP does not wait for gradients they would otherwise never produce
+            loss = ce + sum(p.sum() for p in self.metric_loss.parameters()) * 0.0
         return {"loss": loss, "ce": ce, "metric": metric}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -404,7 +407,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
         def describe(s: dict[str, Any]) -> str:
             return (
-                f"{s['corpus']} {s['protocol']} fold {s['fold']} seed {s['seed']} ({s['digest']})"
+                f"{s['corpus']} {s['protocol']} fold {s['fold']} seed {s['seed']} ({s['digest']}"
+                f", {s.get('normalisation', 'train')} normalisation)"
             )
 
         raise SplitMismatchError(

@@ -3,8 +3,9 @@
 A run folder is `<save_dir>/<corpus>/<split>[/fold_<k>]/version_<n>`: the experiment (corpus,
 protocol, fold) names the folder, and every `fit` gets a new version. `fit --ckpt_path
 .../checkpoints/last.ckpt` resumes in the checkpoint's own folder; `test` / `validate` /
-`predict` work in the folder of the checkpoint they evaluate (`--ckpt_path best`: the newest
-version of the experiment that has a best checkpoint). `--run_dir PATH` names the folder outright.
+`predict` work in the folder of the checkpoint they evaluate (`--ckpt_path best` / `last`: the
+newest version of the experiment that has one). A new version is claimed atomically, so two runs
+started together never share one. `--run_dir PATH` names the folder outright.
 """
 
 from __future__ import annotations
@@ -38,12 +39,23 @@ def next_version(folder: Path) -> Path:
     return folder / f"version_{number}"
 
 
-def newest_with_best(folder: Path) -> Path | None:
-    """The newest version of an experiment with `checkpoints/best.ckpt`, or None."""
+def newest_with(folder: Path, name: str = "best") -> Path | None:
+    """The newest version of an experiment with `checkpoints/<name>.ckpt`, or None."""
     for version in reversed(versions(folder)):
-        if (version / "checkpoints" / "best.ckpt").is_file():
+        if (version / "checkpoints" / f"{name}.ckpt").is_file():
             return version
     return None
+
+
+def claim(run_dir: Path) -> Path:
+    """Create `run_dir` for this run alone: when another run made it first (two fits started
+    together), take the next free version instead."""
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            run_dir = next_version(run_dir.parent)
 
 
 def checkpoint_run_dir(ckpt_path: str | Path) -> Path | None:
@@ -66,17 +78,18 @@ def resolve_run_dir(
         FileNotFoundError: `--ckpt_path best` and the experiment has no best checkpoint yet.
     """
     folder = experiment_folder(save_dir, corpus, split, fold)
-    if ckpt_path == "best":
-        found = newest_with_best(folder)
+    if ckpt_path in ("best", "last"):
+        found = newest_with(folder, ckpt_path)
         if found is None:
             raise FileNotFoundError(
-                f"--ckpt_path best: no run of {corpus} / {split}"
-                f"{'' if split in SINGLE_SPLIT else f' / fold {fold}'} has a best checkpoint "
-                f"under {folder}; run `fit` with this config first, or pass the checkpoint file"
+                f"--ckpt_path {ckpt_path}: no run of {corpus} / {split}"
+                f"{'' if split in SINGLE_SPLIT else f' / fold {fold}'} has a {ckpt_path} "
+                f"checkpoint under {folder}; run `fit` with this config first, or pass the "
+                "checkpoint file"
             )
         return found
     if ckpt_path and (own := checkpoint_run_dir(ckpt_path)) is not None:
         return own
     if subcommand == "fit":
         return next_version(folder)
-    return next_version(folder) if ckpt_path else (newest_with_best(folder) or next_version(folder))
+    return next_version(folder) if ckpt_path else (newest_with(folder) or next_version(folder))

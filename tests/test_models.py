@@ -186,3 +186,16 @@ def test_default_is_the_papers_resnet11_with_128_dims() -> None:
     assert net.backbone_name == "resnet" and net.layers == 11
     assert net.in_features == 39 and net.embedding_dim == 128
     assert net.backbone.out_features == 128
+
+
+def test_masked_batch_norm_under_mixed_precision() -> None:
+    """Statistics in float32 (bfloat16 on a CPU stands in for a GPU's float16)."""
+    from lightning_ser.models.layers import MaskedBatchNorm1d, sequence_mask
+
+    bn = MaskedBatchNorm1d(4).train()
+    x = torch.randn(3, 4, 9) * 300  # x * x would overflow float16
+    mask = sequence_mask(torch.tensor([9, 5, 2]), 9).unsqueeze(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bn(x.to(torch.bfloat16), mask)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert bn.running_mean.dtype == torch.float32 and torch.isfinite(bn.running_var).all()

@@ -215,3 +215,13 @@ def test_speaker_folds_accept_names_or_numbers() -> None:
     by_number = make_split(LABELS, GROUPS, "speaker_folds", speaker_folds=[[1, 2], [3]])
     by_name = make_split(LABELS, GROUPS, "speaker_folds", speaker_folds=[["actor01", "02"], [3]])
     assert by_number == by_name
+
+
+def test_speaker_names_sharing_a_number_stay_apart() -> None:
+    """f1 and m1 are two speakers: a number only stands for a name when it is unambiguous."""
+    groups = [s for s in ("f1", "m1", "f2", "m2") for _ in range(16)]
+    labels = [str(i % 8) for i in range(len(groups))]
+    s = make_split(labels, groups, "speaker_folds", speaker_folds=[["f1"], ["m1"]], val_size=0.3)
+    assert speakers_of(s.test, groups) == {"f1"}
+    with pytest.raises(ValueError, match="ambiguous"):
+        make_split(labels, groups, "speaker_folds", speaker_folds=[[1]])

@@ -203,3 +203,27 @@ def test_a_checkpoint_of_the_previous_format_still_tests(cli, tmp_path: Path) ->
     old = tmp_path / "old.ckpt"
     torch.save(ckpt, old)
     assert cli("test", "--ckpt_path", str(old)) == 0
+
+
+def test_ckpt_path_last_resumes_the_newest_run(cli, tmp_path: Path, capsys) -> None:
+    cli("fit", "--trainer.max_epochs", "2")
+    capsys.readouterr()
+    assert cli("fit", "--ckpt_path", "last") == 0
+    assert "run folder: runs/ravdess/holdout/version_0" in capsys.readouterr().out
+    assert not (tmp_path / "runs/ravdess/holdout/version_1").exists()
+
+
+def test_two_runs_never_share_a_version(tmp_path: Path) -> None:
+    from lightning_ser import runs
+
+    first = runs.claim(tmp_path / "x" / "version_0")
+    second = runs.claim(tmp_path / "x" / "version_0")  # started at the same time: taken
+    assert (first.name, second.name) == ("version_0", "version_1")
+
+
+def test_only_launched_ranks_inherit_the_run_folder(cli, tmp_path: Path, monkeypatch, capsys):
+    """Rank 0 itself runs with LOCAL_RANK=0 after a DDP launch: it must choose afresh."""
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LIGHTNING_SER_RUN_DIR", str(tmp_path / "stale"))
+    assert cli("fit", *SHORT) == 0
+    assert "run folder: runs/ravdess/holdout/version_0" in capsys.readouterr().out

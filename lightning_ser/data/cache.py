@@ -296,7 +296,7 @@ def load_table(path: Path, config: FeatureConfig, mmap: bool = False) -> Feature
         )
         if not ok:
             raise ValueError("frames and offsets do not agree")
-        if not mmap and payload["checksum"] != table_checksum(frames, offsets):
+        if payload["checksum"] != table_checksum(frames, offsets):  # mapped ones too: reuse
             raise ValueError("its frames do not match their checksum (changed in place)")
         failures = [tuple(f) for f in payload["failures"]]
         stamps = {p: tuple(int(v) for v in stamp) for p, stamp in payload["stamps"].items()}

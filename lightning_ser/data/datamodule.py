@@ -253,7 +253,8 @@ class EmotionDataModule(pl.LightningDataModule):
         self.split = make_split(labels, self.groups, **self.split_args)
         frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
         if self.normalisation == "speaker":
-            self.table = per_speaker_normalised(table, frame_owner, self.groups)
+            speakers = [u.speaker for u in self.utterances]  # speakers, even with group_by
+            self.table = per_speaker_normalised(table, frame_owner, speakers)
             self.feature_mean = torch.zeros(table.frames.shape[1])
             self.feature_std = torch.ones(table.frames.shape[1])
         else:
@@ -280,9 +281,19 @@ class EmotionDataModule(pl.LightningDataModule):
 
     @property
     def split_identity(self) -> dict[str, Any]:
-        """The split's identity (protocol, fold, seed, digest of the file lists) and the corpus."""
+        """The split's identity (protocol, fold, seed, digest of the file lists, relative to the
+        corpus folder so that `../data` and `/abs/data` agree), the corpus and the feature
+        normalisation."""
         split = self._require_split()
-        return {"corpus": self.corpus, **split.identity([str(p) for p in self.table.paths])}
+        root = Path(self.root).expanduser().resolve()
+        paths = []
+        for p in self.table.paths:
+            try:
+                paths.append(str(Path(p).resolve().relative_to(root)))
+            except ValueError:  # a manifest may list files elsewhere
+                paths.append(str(Path(p).resolve()))
+        identity = {"corpus": self.corpus, **split.identity(paths)}
+        return identity | {"normalisation": self.normalisation}
 
     def _save_split(self) -> None:
         """Write split.json into the run folder when training (evaluation never rewrites it)."""

@@ -90,38 +90,46 @@ def num_folds(
     return n_folds
 
 
-def _speaker_key(speaker: int | str) -> str:
-    """A speaker name compared by its number when it ends in one (1, "01", "actor01" agree)."""
+def _find_speaker(speaker: int | str, names: Sequence[str]) -> str | None:
+    """The corpus speaker a configured one means: the same name, else (for a number such as
+    1 or "01") the one speaker whose name ends in that number (RAVDESS's "actor01")."""
     text = str(speaker)
-    digits = text[len(text.rstrip("0123456789")) :]
-    return str(int(digits)) if digits else text
+    if text in names:
+        return text
+    if not text.isdigit():
+        return None
+    numbered = [n for n in names if (d := n[len(n.rstrip("0123456789")) :]) and int(d) == int(text)]
+    if len(numbered) > 1:
+        raise ValueError(
+            f"data.speaker_folds: speaker {speaker!r} is ambiguous ({', '.join(numbered)}); "
+            "name the speakers in full"
+        )
+    return numbered[0] if numbered else None
 
 
 def fixed_speaker_folds(groups: Sequence[str], speaker_folds: SpeakerFolds) -> list[np.ndarray]:
     """Test indices of each configured fold of speakers; every speaker must exist, in one fold."""
-    by_key: dict[str, set[str]] = {}
-    for g in groups:
-        by_key.setdefault(_speaker_key(g), set()).add(g)
+    names = sorted(set(groups))
     seen: dict[str, int] = {}
     folds = []
     for k, fold in enumerate(speaker_folds):
         if not fold:
             raise ValueError(f"data.speaker_folds: fold {k} is empty")
-        names: set[str] = set()
+        chosen: set[str] = set()
         for speaker in fold:
-            key = _speaker_key(speaker)
-            if key not in by_key:
+            name = _find_speaker(speaker, names)
+            if name is None:
                 raise ValueError(
                     f"data.speaker_folds: speaker {speaker!r} (fold {k}) is not in the corpus; "
-                    f"its speakers are {', '.join(sorted(set(groups)))}"
+                    f"its speakers are {', '.join(names)}"
                 )
-            if key in seen:
+            if name in seen:
                 raise ValueError(
-                    f"data.speaker_folds: speaker {speaker!r} is in folds {seen[key]} and {k}"
+                    f"data.speaker_folds: speaker {speaker!r} is in folds {seen[name]} and {k}"
                 )
-            seen[key] = k
-            names |= by_key[key]
-        folds.append(np.flatnonzero(np.isin(np.asarray(groups), sorted(names))))
+            seen[name] = k
+            chosen.add(name)
+        folds.append(np.flatnonzero(np.isin(np.asarray(groups), sorted(chosen))))
     return folds
 
 

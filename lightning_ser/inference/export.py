@@ -116,7 +116,13 @@ def export_metadata(model: EmotionModel) -> dict[str, Any]:
         "deltas, computed by lightning_ser.data.dsp); not part of the exported graph",
         "mean": model.embedder.feature_mean.cpu().tolist(),
         "std": model.embedder.feature_std.cpu().tolist(),
-        "normalisation": "(frames - mean) / std, done inside the exported graph",
+        "normalisation": (
+            "per speaker: standardise each speaker's frames with that speaker's own mean and "
+            "std before the graph (the model was trained with data.normalisation=speaker; the "
+            "graph's mean and std are 0 and 1)"
+            if model.hparams.get("feature_normalisation") == "speaker"
+            else "(frames - mean) / std, done inside the exported graph"
+        ),
         "crops": crops_note(model.hparams),
         "hparams": {k: v for k, v in model.hparams.items() if not k.startswith("_")},
     }

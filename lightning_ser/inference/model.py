@@ -267,6 +267,8 @@ class EmotionModel:
 def speaker_normalised(frames_list: Sequence[Tensor]) -> list[Tensor]:
     """Standardise utterances with the statistics of all of them, taken as one speaker's: what a
     model trained with data.normalisation=speaker expects (pass one speaker's files together)."""
+    if not frames_list:
+        return []
     every = torch.cat([f.float() for f in frames_list])
     mean, std = every.mean(dim=0), every.std(dim=0).clamp_min(1e-5)
     return [(f.float() - mean) / std for f in frames_list]

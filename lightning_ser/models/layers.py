@@ -65,12 +65,16 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         use_batch_stats = self.training or self.running_mean is None
         if mask is None or not use_batch_stats:
             return super().forward(x)
-        m = mask.to(x.dtype).expand(x.shape[0], 1, x.shape[2]).squeeze(1)  # [B, T]
-        n = m.sum() * 1.0
-        count = n.clamp(min=1.0)
-        # masked sums as contractions over (batch, time): two passes over x instead of five
-        mean = torch.einsum("bct,bt->c", x, m) / count
-        var = (torch.einsum("bct,bt->c", x * x, m) / count - mean * mean).clamp(min=0.0)
+        # statistics in float32 even under mixed precision (x * x overflows float16, and the
+        # running buffers are float32): autocast would run the contractions in half precision
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xf = x.float()
+            m = mask.float().expand(x.shape[0], 1, x.shape[2]).squeeze(1)  # [B, T]
+            n = m.sum()
+            count = n.clamp(min=1.0)
+            # masked sums as contractions over (batch, time): two passes over x instead of five
+            mean = torch.einsum("bct,bt->c", xf, m) / count
+            var = (torch.einsum("bct,bt->c", xf * xf, m) / count - mean * mean).clamp(min=0.0)
         if self.training and self.track_running_stats:
             assert self.num_batches_tracked is not None
             self.num_batches_tracked.add_(1)
@@ -87,7 +91,8 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         shift = -mean * scale
         if self.affine:
             scale, shift = scale * self.weight, shift * self.weight + self.bias
-        return torch.addcmul(shift[None, :, None], x, scale[None, :, None])
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return torch.addcmul(shift[None, :, None], xf, scale[None, :, None]).to(x.dtype)
 
 
 class ConvBNAct(nn.Module):
