@@ -345,6 +345,10 @@ def _write_sweep_tables(results: list[dict[str, Any]], keys: list[str], out: Pat
         layers = r.get("model.layers", "")
         lines.append(f"| {arch}-x | {layers} | {format_percent(wa)} | {format_percent(ua)} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
+    if rows and "model.layers" in keys and "model.backbone" in keys:
+        from .report.figures import plot_accuracy_by_depth
+
+        plot_accuracy_by_depth(rows, out / "accuracy_by_depth.png")
     print("\n".join(lines))
 
 

@@ -101,5 +101,7 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert len(results) == 2
     table = (out / "results.md").read_text()
     assert "| FC-x | 6 |" in table and "| GRU-x | 6 |" in table
+    assert (out / "accuracy_by_depth.png").exists()  # Table I as a plot
+    assert "val_best" in (out / "results.csv").read_text().splitlines()[0]
     again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []

@@ -291,3 +291,16 @@ def test_wandb_tables_come_from_memory(
     assert {k: v for k, v in payload.items() if k.endswith("_table")} == on_disk
     images = {k: v for k, v in payload.items() if not k.endswith("_table")}
     assert images == {f"val/{Path(n).stem}": ("image", n) for n in report if n.endswith(".png")}
+
+
+def test_table_one_plot_has_a_line_per_family(tmp_path: Path) -> None:
+    from lightning_ser.report.figures import PAPER_TABLE_I, plot_accuracy_by_depth
+
+    rows = [
+        {"model.backbone": family, "model.layers": x, "least_angle/wa": 0.4 + 0.01 * x}
+        for family in ("cnn", "resnet")
+        for x in (6, 7, 8)
+    ]
+    path = plot_accuracy_by_depth(rows, tmp_path / "accuracy_by_depth.png")
+    assert path.stat().st_size > 1000
+    assert PAPER_TABLE_I["resnet"] == (11, 61.11)  # the paper's ResNet-11

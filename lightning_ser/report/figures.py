@@ -223,3 +223,37 @@ def plot_tsne(
         markerscale=1.8,
     )
     return _save(fig, path)
+
+
+#: Table I of the paper: each family's best depth x and its accuracy (%), as the paper gives it.
+PAPER_TABLE_I = {"fc": (7, 47.22), "cnn": (8, 58.33), "rnn": (8, 55.56), "lstm": (7, 56.94),
+                 "gru": (8, 54.16), "resnet": (11, 61.11)}  # fmt: skip
+
+
+def plot_accuracy_by_depth(
+    rows: Sequence[dict[str, Any]], path: Path, metric: str = "least_angle/wa"
+) -> Path:
+    """Table I as a plot: `metric` against x (model.layers) per family (model.backbone), with the
+    paper's best point of each family marked for comparison."""
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.subplots()
+    families = sorted({str(r.get("model.backbone", "resnet")) for r in rows})
+    colours = dict(zip(families, _class_colours(len(families)), strict=True))
+    for family in families:
+        points = sorted(
+            (int(r["model.layers"]), 100 * float(r[metric]))
+            for r in rows
+            if str(r.get("model.backbone", "resnet")) == family and r.get(metric) is not None
+        )
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", color=colours[family], label=f"{family} (ours)")
+        if family in PAPER_TABLE_I:
+            x, y = PAPER_TABLE_I[family]
+            ax.scatter([x], [y], marker="*", s=120, color=colours[family], edgecolor="black")
+    ax.set_xlabel("x: weight layers (Table I's depth)")
+    ax.set_ylabel(f"{metric} on the test part (%)")
+    ax.set_title("Architecture ablation (stars: the paper's best x per family)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
