@@ -260,14 +260,7 @@ def test_report_leaves_the_matplotlib_backend_alone(
 def test_wandb_tables_come_from_memory(
     report: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def cell(text: str) -> object:
-        for cast in (int, float):
-            try:
-                value = cast(text)
-            except ValueError:
-                continue
-            return None if isinstance(value, float) and math.isnan(value) else value
-        return text
+    from lightning_ser.report.wandb import _table_cell as cell
 
     on_disk = {}
     for stem in WANDB_TABLES:

@@ -287,18 +287,3 @@ def _length_batches(lengths: Sequence[int], batch_frames: int) -> list[list[int]
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     return length_buckets(range(len(lengths)), torch.as_tensor(list(lengths)), batch_frames)
-
-
-def _duration(path: str | Path) -> float | None:
-    """Duration in seconds from the file header, None when it cannot be read."""
-    try:
-        return float(sf.info(str(path)).duration)
-    except Exception:  # noqa: BLE001 - any header trouble just means "unknown"
-        return None
-
-
-def _length_batches(lengths: Sequence[int], batch_frames: int) -> list[list[int]]:
-    """Group indices by length so that each group's size x longest length <= batch_frames."""
-    if batch_frames < 1:
-        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
-    return length_buckets(range(len(lengths)), torch.as_tensor(list(lengths)), batch_frames)
