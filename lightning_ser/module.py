@@ -221,10 +221,6 @@ class EmotionEmbeddingModule(pl.LightningModule):
             progress = (1 - math.cos(math.pi * progress)) / 2
         return scale * (1 + (self.hparams.lr_end_factor - 1) * progress)
 
-    def learning_rate(self, base: float) -> float:
-        """The learning rate of the current epoch for an optimiser rate of `base`."""
-        return base * self.lr_factor(self.current_epoch)
-
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimiser, and the stage schedule as a LambdaLR stepped every epoch (logged as
         `lr` by LearningRateMonitor)."""

@@ -98,15 +98,15 @@ def test_learning_rate_decays_linearly_within_each_stage() -> None:
     rates = []
     for epoch in range(10):
         module.trainer.current_epoch = epoch
-        rates.append(module.learning_rate(0.05))
+        rates.append(0.05 * module.lr_factor(module.trainer.current_epoch))
     assert rates[0] == pytest.approx(0.05) and rates[-1] == pytest.approx(0.005)
     assert all(math.isclose(a - b, 0.005) for a, b in zip(rates, rates[1:], strict=False))
     module.end_stage()  # at epoch 9: triplet training starts at epoch 10 with the full rate again
     assert module.stage == "triplet" and module.stage_start_epoch == 10
     module.trainer.current_epoch = 10
-    assert module.learning_rate(0.05) == pytest.approx(0.05)
+    assert 0.05 * module.lr_factor(module.trainer.current_epoch) == pytest.approx(0.05)
     module.trainer.current_epoch = 14
-    assert module.learning_rate(0.05) == pytest.approx(0.005)
+    assert 0.05 * module.lr_factor(module.trainer.current_epoch) == pytest.approx(0.005)
     module.end_stage()
     assert module.trainer.should_stop
 
@@ -117,9 +117,9 @@ def test_triplet_stage_can_start_from_a_lower_rate() -> None:
     module.trainer.current_epoch = 1
     module.end_stage()
     module.trainer.current_epoch = 2
-    assert module.learning_rate(0.05) == pytest.approx(0.01)
+    assert 0.05 * module.lr_factor(module.trainer.current_epoch) == pytest.approx(0.01)
     module.trainer.current_epoch = 6
-    assert module.learning_rate(0.05) == pytest.approx(0.001)
+    assert 0.05 * module.lr_factor(module.trainer.current_epoch) == pytest.approx(0.001)
 
 
 def test_softmax_only_training_stops_after_stage_one() -> None:

@@ -285,6 +285,8 @@ class EmotionDataModule(pl.LightningDataModule):
         corpus folder so that `../data` and `/abs/data` agree), the corpus and the feature
         normalisation."""
         split = self._require_split()
+        if getattr(self, "_split_identity", (None,))[0] is split:  # written with every checkpoint
+            return self._split_identity[1]
         root = Path(self.root).expanduser().resolve()
         paths = []
         for p in self.table.paths:
@@ -293,7 +295,8 @@ class EmotionDataModule(pl.LightningDataModule):
             except ValueError:  # a manifest may list files elsewhere
                 paths.append(str(Path(p).resolve()))
         identity = {"corpus": self.corpus, **split.identity(paths)}
-        return identity | {"normalisation": self.normalisation}
+        self._split_identity = (split, identity | {"normalisation": self.normalisation})
+        return self._split_identity[1]
 
     def _save_split(self) -> None:
         """Write split.json into the run folder when training (evaluation never rewrites it)."""
