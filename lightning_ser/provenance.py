@@ -18,8 +18,16 @@ from typing import Any
 import torch
 
 
+#: The commit a tree without git metadata was copied from (a Docker image, a copy on another
+#: machine): set it where the copy is made, e.g. `--build-arg LIGHTNING_SER_COMMIT=$(git rev-parse
+#: --short HEAD)`.
+COMMIT_ENV = "LIGHTNING_SER_COMMIT"
+
+
 def git_commit(where: Path | None = None) -> str:
-    """The checked-out commit (short hash, `+dirty` when files differ from it), or "unknown"."""
+    """The checked-out commit (short hash, `+dirty` when files differ from it).
+
+    Outside a git checkout: `$LIGHTNING_SER_COMMIT` (marked `(copied tree)`), else "unknown"."""
     folder = where or Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
@@ -32,8 +40,11 @@ def git_commit(where: Path | None = None) -> str:
         commit = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", "lightning_ser", "conf")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}+dirty" if commit and dirty else (commit or "unknown")
+        commit = dirty = ""
+    if not commit:
+        copied = os.environ.get(COMMIT_ENV, "")
+        return f"{copied} (copied tree)" if copied else "unknown"
+    return f"{commit}+dirty" if dirty else commit
 
 
 def machine() -> str:

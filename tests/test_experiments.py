@@ -105,3 +105,12 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert "val_best" in (out / "results.csv").read_text().splitlines()[0]
     again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []
+
+
+def test_a_tree_without_git_names_the_commit_it_was_copied_from(tmp_path, monkeypatch) -> None:
+    from lightning_ser.provenance import COMMIT_ENV, git_commit
+
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv(COMMIT_ENV, "b888917")
+    assert git_commit(tmp_path) == "b888917 (copied tree)"
