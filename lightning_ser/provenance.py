@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-
 #: The commit a tree without git metadata was copied from (a Docker image, a copy on another
 #: machine): set it where the copy is made, e.g. `--build-arg LIGHTNING_SER_COMMIT=$(git rev-parse
 #: --short HEAD)`.
