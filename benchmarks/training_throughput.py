@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +19,7 @@ from pathlib import Path
 import torch
 
 from lightning_ser.lightning_cli import lightning_main
+from lightning_ser.provenance import git_commit, machine
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -33,8 +31,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(config: str, root: str, device: torch.device, steps: int) -> dict:
-    """Examples per second in each stage, and utterances per second of evaluation."""
+def measure(config: str, root: str, device: torch.device, steps: int, amp: bool = False) -> dict:
+    """Examples per second in each stage, and utterances per second of evaluation.
+
+    `amp`: float16 autocast with a gradient scaler, as Lightning's "16-mixed" (the GPU default).
+    """
     cli = lightning_main(
         ["-c", str(ROOT / config), "--data.root", root, "--trainer.logger", "false"],
         run=False,
@@ -48,6 +49,7 @@ def measure(config: str, root: str, device: torch.device, steps: int) -> dict:
     out = {"settings": f"{module.hparams.backbone}-{module.hparams.layers}, "
            f"{module.hparams.channels} ch, windows of {dm.window_frames} frames, "
            f"batch {dm.batch_size}, stage 2: {module.hparams.metric_loss}"}  # fmt: skip
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
     for stage in ("softmax", "triplet"):
         module.stage = stage
         dm.set_sampling("m_per_class" if stage == "triplet" else "random")
@@ -59,10 +61,12 @@ def measure(config: str, root: str, device: torch.device, steps: int) -> dict:
                     sync(device)
                     start = time.perf_counter()
                 batch = dm.cut({k: v.to(device) for k, v in batch.items()})
-                loss = module.losses(batch)["loss"]
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    loss = module.losses(batch)["loss"]
                 optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 done += 1
                 seen += len(batch["label"]) if done > 2 else 0
                 if done >= steps + 2:
@@ -71,7 +75,7 @@ def measure(config: str, root: str, device: torch.device, steps: int) -> dict:
         out[f"{stage}_examples_per_s"] = round(seen / (time.perf_counter() - start), 1)
     module.eval()
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
         n = len(module.embed_batches(dm.iter_part("train", device))["labels"])
     sync(device)
     out["eval_utterances_per_s"] = round(n / (time.perf_counter() - start), 1)
@@ -83,28 +87,34 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT / "../shared/data/ravdess"))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--note", default="", help="conditions worth knowing (a busy machine)")
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="cpu and/or cuda (float32 and 16-mixed) if present"
+    )
+    parser.add_argument("--name", default="training_throughput", help="results file name")
     ns = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    wanted = ns.devices.split(",")
+    devices = [(torch.device("cpu"), False)] if "cpu" in wanted else []
+    if "cuda" in wanted and torch.cuda.is_available():
+        devices += [(torch.device("cuda"), False), (torch.device("cuda"), True)]
+    commit = git_commit(ROOT)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "torch_threads": torch.get_num_threads(),
         "note": ns.note,
         "runs": {},
     }
-    for device in devices:
+    for device, amp in devices:
         for config in CONFIGS:
             torch.manual_seed(0)
-            result["runs"][f"{device.type}: {config}"] = measure(config, ns.root, device, ns.steps)
+            name = f"{device.type}{' 16-mixed' if amp else ''}: {config}"
+            result["runs"][name] = measure(config, ns.root, device, ns.steps, amp)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "training_throughput.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / f"{ns.name}.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"Measured {result['date']} at commit {commit} on {result['machine']}, "
-        f"{result['torch_threads']} torch thread(s): `python benchmarks/training_throughput.py`. "
+        "`python benchmarks/training_throughput.py`. "
         "An example is one training window (the recipe's windows are whole utterances of up to "
         "300 frames; the paper's are 10 frames).",
         *([f"Conditions: {ns.note}"] if ns.note else []),
@@ -118,7 +128,7 @@ def main() -> None:
             f"| {name} | {r['settings']} | {r['softmax_examples_per_s']} "
             f"| {r['triplet_examples_per_s']} | {r['eval_utterances_per_s']} |"
         )
-    (RESULTS / "training_throughput.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{ns.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

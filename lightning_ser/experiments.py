@@ -178,17 +178,21 @@ def write_cv_summary(
     """folds.csv, summary.md and summary.json of a cross-validation: per-fold numbers, mean and
     sample std, and where they came from (command, commits, dates, machine)."""
     summary = summarise(results)
-    columns = ["fold", *HEADLINE, "epochs", "seconds", "commit", "date"]
+    columns = ["fold", *HEADLINE, "epochs", "seconds", "commit", "date", "machine"]
     rows = [{**r, **r["metrics"]} for r in results]
     write_table(rows, columns, out / "folds.csv")
     meta = provenance(["cv", *argv])
     commits = sorted({r.get("commit", "unknown") for r in results})
     done = [r["fold"] for r in results]
+    machines: dict[str, list[str]] = {}
+    for r in results:
+        machines.setdefault(r.get("machine", "unknown"), []).append(str(r["fold"]))
     lines = [
         f"# {corpus}: {protocol}, {len(results)} of {total} fold(s)",
         "",
         f"- command: `{meta['command']}`",
         f"- commit(s) of the folds: {', '.join(commits)} (per fold in folds.csv)",
+        *(f"- fold(s) {', '.join(f)} trained on {m}" for m, f in machines.items()),
         f"- summarised {meta['date']} on {meta['machine']}",
         "",
         "| metric | mean | std (sample) |",
@@ -219,7 +223,10 @@ def write_cv_summary(
         **meta,
         "commits": commits,
         "per_fold": [
-            {k: r.get(k) for k in ("fold", "metrics", "epochs", "seconds", "commit", "date")}
+            {
+                k: r.get(k)
+                for k in ("fold", "metrics", "epochs", "seconds", "commit", "date", "machine")
+            }
             for r in results
         ],
         **summary,

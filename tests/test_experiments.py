@@ -85,6 +85,8 @@ def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, mon
     assert saved["command"].startswith("lightning-ser cv") and saved["folds"] == [0, 1, 2]
     assert {"commit", "date", "machine", "commits", "per_fold"} <= set(saved)
     assert [f["fold"] for f in saved["per_fold"]] == [0, 1, 2]
+    assert all(f["machine"] == result["machine"] for f in saved["per_fold"])
+    assert f"fold(s) 0, 1, 2 trained on {result['machine']}" in (out / "summary.md").read_text()
 
 
 def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path: Path) -> None:
