@@ -122,7 +122,9 @@ def test_windows_longer_than_an_utterance_are_whole_utterances(tiny_ravdess, mod
 
 
 def test_m_per_class_batches_after_the_switch(tiny_ravdess, module_cache):
-    dm = make_dm(tiny_ravdess, module_cache, sampling="m_per_class", batch_size=16, m_per_class=2)
+    dm = make_dm(
+        tiny_ravdess, module_cache, triplet_sampling="m_per_class", batch_size=16, m_per_class=2
+    )
     dm.setup()
     loader = dm.train_dataloader()
     random_batches = [b["label"] for b in loader]
@@ -139,7 +141,9 @@ def test_m_per_class_batches_after_the_switch(tiny_ravdess, module_cache):
 
 
 def test_m_per_class_is_ignored_when_sampling_is_random(tiny_ravdess, module_cache):
-    dm = make_dm(tiny_ravdess, module_cache, sampling="random", batch_size=16, m_per_class=2)
+    dm = make_dm(
+        tiny_ravdess, module_cache, triplet_sampling="random", batch_size=16, m_per_class=2
+    )
     dm.setup()
     loader = dm.train_dataloader()
     dm.set_sampling("m_per_class")

@@ -81,7 +81,9 @@ class EmotionDataModule(pl.LightningDataModule):
             for class embeddings and for Phase III prediction from the checkpoint).
         windows_per_epoch: windows drawn from each training utterance per epoch.
         batch_size: training windows per batch (the paper: 900).
-        sampling: "random", or "m_per_class" in the triplet stage (see `stage_sampling`).
+        triplet_sampling: how the metric (triplet) stage draws its batches: "m_per_class" (the
+            paper: `m_per_class` utterances of every class per batch, so each has positives) or
+            "random". The softmax stage always draws at random (see `set_sampling`).
         m_per_class: utterances per class in an m-per-class batch.
         eval_batch_frames: upper bound on batch size x longest utterance in evaluation batches.
         features_on_device: keep the frame table on the training device and cut batches there.
@@ -113,7 +115,7 @@ class EmotionDataModule(pl.LightningDataModule):
         eval_crops: int = 0,
         windows_per_epoch: int = 1,
         batch_size: int = 128,
-        sampling: SamplingMode = "m_per_class",
+        triplet_sampling: SamplingMode = "m_per_class",
         m_per_class: int = 16,
         eval_batch_frames: int = 100_000,
         features_on_device: bool = True,
@@ -151,7 +153,7 @@ class EmotionDataModule(pl.LightningDataModule):
         self.eval_crops = eval_crops
         self.windows_per_epoch = windows_per_epoch
         self.batch_size = batch_size
-        self.sampling = sampling
+        self.triplet_sampling = triplet_sampling
         self.m_per_class = m_per_class
         self.eval_batch_frames = eval_batch_frames
         self.features_on_device = features_on_device
@@ -326,7 +328,7 @@ class EmotionDataModule(pl.LightningDataModule):
 
     def set_sampling(self, mode: SamplingMode) -> None:
         """Switch how training batches are drawn from the next epoch on (used at stage changes)."""
-        if mode == "m_per_class" and self.sampling != "m_per_class":
+        if mode == "m_per_class" and self.triplet_sampling != "m_per_class":
             mode = "random"
         if self._train_sampler is not None:
             self._train_sampler.mode = mode
