@@ -353,3 +353,53 @@ def test_train_sampler_counts_and_m_per_class_errors():
     sampler.m_per_class = 5  # one class per batch: no negatives for the miner
     with pytest.raises(ValueError, match="data.m_per_class"):
         list(sampler)
+
+
+def test_speed_perturbation_adds_training_copies_only(tiny_ravdess, module_cache, monkeypatch):
+    plain = make_dm(tiny_ravdess, module_cache, window_frames=1000)
+    plain.setup()
+    dm = make_dm(tiny_ravdess, module_cache, window_frames=1000, speed_perturbation=[0.9, 1.1])
+    dm.setup()
+    n, train = len(dm.table), dm.split.train
+    assert dm.split.train == plain.split.train and len(dm.train_table) == n + 2 * len(train)
+    drawn = torch.cat([b["index"] for b in dm.train_dataloader()]).tolist()
+    assert sorted(drawn) == train + list(range(n, n + 2 * len(train)))  # each copy once an epoch
+    slow = dm.train_table.select(range(n, n + len(train)))
+    for k, i in enumerate(train):  # a copy: its source's label and path, about 1/0.9 as long
+        assert dm.train_labels[n + k] == dm.labels[i] and slow.paths[k] == dm.table.paths[i]
+        assert abs(len(slow.utterance(k)) - len(dm.table.utterance(i)) / 0.9) <= 2
+    for b in train_batches(dm):
+        for row, i in enumerate(b["index"].tolist()):
+            n_frames = int(b["lengths"][row])
+            torch.testing.assert_close(b["x"][row, :n_frames], dm.train_table.utterance(i))
+    for part in ("val", "test"):  # evaluation never sees a copy
+        ours, theirs = list(dm.iter_part(part)), list(plain.iter_part(part))
+        assert all(torch.equal(a["x"], b["x"]) for a, b in zip(ours, theirs, strict=True))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("audio was decoded")
+
+    monkeypatch.setattr(FeatureExtractor, "from_file", refuse)
+    again = make_dm(tiny_ravdess, module_cache, speed_perturbation=[0.9, 1.1])
+    again.setup()  # every speed is cached: nothing is decoded
+    assert torch.equal(again.train_table.frames, dm.train_table.frames)
+
+
+def test_speed_copies_take_their_speakers_statistics(tiny_ravdess, module_cache):
+    dm = make_dm(tiny_ravdess, module_cache, normalisation="speaker", speed_perturbation=[1.1])
+    dm.setup()
+    raw = make_dm(tiny_ravdess, module_cache, speed_perturbation=[1.1])
+    raw.setup()
+    n, i = len(dm.table), dm.split.train[0]
+    speaker = dm.utterances[i].speaker
+    rows = [k for k, u in enumerate(raw.utterances) if u.speaker == speaker]
+    reference = torch.cat([raw.table.utterance(k) for k in rows])
+    mean, std = reference.mean(0), reference.std(0).clamp_min(1e-5)
+    expected = (raw.train_table.utterance(n) - mean) / std
+    torch.testing.assert_close(dm.train_table.utterance(n), expected)
+
+
+@pytest.mark.parametrize("speeds", [[1.0], [0.2], [0.9, 3.0]])
+def test_bad_speeds_are_named(tiny_ravdess, speeds):
+    with pytest.raises(ValueError, match="data.speed_perturbation"):
+        EmotionDataModule(root=str(tiny_ravdess), speed_perturbation=speeds)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import librosa
@@ -255,6 +258,7 @@ def test_a_quiet_but_not_silent_file_is_fine(tone_writer, tmp_path):
         ("f_max", 12000.0),
         ("f_min", 9000.0),
         ("trim_top_db", 0.0),
+        ("speed", 0.0),
     ],
 )
 def test_bad_config_names_the_setting(setting, value):
@@ -286,6 +290,26 @@ def test_key_is_stable_and_changes_with_every_setting():
         replace(base, trim=False),
         replace(base, trim_top_db=40.0),
         replace(base, silence_floor_db=-60.0),
+        replace(base, speed=0.9),
     ]
     keys = {c.key() for c in changed}
     assert len(keys) == len(changed) and base.key() not in keys
+
+
+def test_speed_one_keeps_the_key_caches_had_before_speed_existed():
+    fields = {k: v for k, v in asdict(FeatureConfig()).items() if k != "speed"}
+    before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    assert FeatureConfig().key() == before
+
+
+def test_speed_perturbation_stretches_time_and_shifts_pitch():
+    """0.9 plays 11% slower (more frames) and lower: the tone's energy moves to lower mel bands."""
+    t = torch.arange(32000) / 16000
+    tone = 0.5 * torch.sin(2 * math.pi * 1000 * t)
+    logmel = FeatureConfig(kind="logmel", deltas=0, trim=False)
+    frames = {}
+    for speed in (0.9, 1.0, 1.1):
+        frames[speed] = FeatureExtractor(replace(logmel, speed=speed)).from_waveform(tone, 16000)
+    assert [len(frames[s]) for s in (0.9, 1.0, 1.1)] == [223, 201, 182]  # 2 s / speed at 100 Hz
+    peak = {s: int(f[10:-10].mean(0).argmax()) for s, f in frames.items()}
+    assert peak[0.9] < peak[1.0] < peak[1.1]

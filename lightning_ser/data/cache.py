@@ -104,6 +104,22 @@ class FeatureTable:
         """Frames [T, n_features] of utterance i."""
         return self.frames[self.offsets[i] : self.offsets[i + 1]]
 
+    def select(self, rows: Sequence[int]) -> FeatureTable:
+        """A table of the utterances `rows`, in that order."""
+        return FeatureTable.concatenate(
+            [self.utterance(i) for i in rows], [self.paths[i] for i in rows], self.config
+        )
+
+    @staticmethod
+    def concatenate(
+        parts: Sequence[torch.Tensor], paths: Sequence[str], config: FeatureConfig
+    ) -> FeatureTable:
+        """A table of utterances given as [T, n_features] tensors, with their paths."""
+        lengths = torch.tensor([len(p) for p in parts], dtype=torch.long)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        frames = torch.cat(list(parts)) if parts else torch.empty(0, config.n_features)
+        return FeatureTable(frames, offsets, list(paths), config)
+
 
 Stamp = tuple[str, int, int, int]  # path, size, mtime_ns, ctime_ns
 

@@ -37,18 +37,29 @@ Normalisation = Literal["train", "speaker"]
 
 
 def per_speaker_normalised(
-    table: FeatureTable, frame_owner: torch.Tensor, groups: list[str]
+    table: FeatureTable,
+    groups: list[str],
+    reference: FeatureTable | None = None,
+    reference_groups: list[str] | None = None,
 ) -> FeatureTable:
-    """A copy of `table` whose frames are standardised with their speaker's own mean and std."""
-    names = sorted(set(groups))
-    speaker_of_utt = torch.tensor([names.index(g) for g in groups])
-    owner = speaker_of_utt[frame_owner]
+    """A copy of `table` whose frames are standardised with their speaker's mean and std.
+
+    The statistics come from `reference` (default: `table` itself), so training copies of
+    utterances (speed perturbation) are scaled exactly like the originals they were made from.
+    """
+    if reference is None or reference_groups is None:
+        reference, reference_groups = table, groups
+    names = sorted(set(reference_groups))
+
+    def frame_speaker(t: FeatureTable, g: list[str]) -> torch.Tensor:
+        return torch.tensor([names.index(x) for x in g]).repeat_interleave(t.lengths)
+
+    ref_owner, owner = frame_speaker(reference, reference_groups), frame_speaker(table, groups)
     frames = table.frames.clone()
     for k in range(len(names)):
+        ref = reference.frames[ref_owner == k]
         rows = owner == k
-        mean = frames[rows].mean(dim=0)
-        std = frames[rows].std(dim=0).clamp_min(1e-5)
-        frames[rows] = (frames[rows] - mean) / std
+        frames[rows] = (frames[rows] - ref.mean(dim=0)) / ref.std(dim=0).clamp_min(1e-5)
     return dataclasses.replace(table, frames=frames)
 
 
@@ -92,6 +103,11 @@ class EmotionDataModule(pl.LightningDataModule):
             "speaker" standardises each utterance with the statistics of its own speaker's
             utterances (all of them). For test speakers this uses their unlabelled test audio:
             transductive, and every report of such a run says so.
+        speed_perturbation: speeds of extra training copies (e.g. [0.9, 1.1], the usual choice):
+            every training utterance also enters training at each speed (FeatureConfig.speed:
+            tempo and pitch change together), so an epoch holds (1 + len(speeds)) times as many
+            windows. Each speed has its own feature cache (built once for the whole corpus), so
+            training decodes no audio; validation and test parts never see a copy.
         workers: processes for building the cache (default: all cores).
         progress: show a progress bar while building the cache.
     """
@@ -121,6 +137,7 @@ class EmotionDataModule(pl.LightningDataModule):
         features_on_device: bool = True,
         on_bad_file: OnBadFile = "error",
         normalisation: Normalisation = "train",
+        speed_perturbation: list[float] | None = None,
         workers: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -163,6 +180,13 @@ class EmotionDataModule(pl.LightningDataModule):
                 f"data.normalisation must be 'train' or 'speaker', got {normalisation!r}"
             )
         self.normalisation = normalisation
+        self.speed_perturbation = list(speed_perturbation or [])
+        for speed in self.speed_perturbation:
+            if speed == 1.0 or not 0.5 <= speed <= 2.0:
+                raise ValueError(
+                    f"data.speed_perturbation: {speed} is not a speed of a copy (0.5 .. 2.0, "
+                    "not 1.0: the originals are always used)"
+                )
         self.workers = workers
         self.progress = progress
         self.table: FeatureTable | None = None
@@ -170,7 +194,7 @@ class EmotionDataModule(pl.LightningDataModule):
         self.cache_info: CacheInfo | None = None
         self.split: Split | None = None
         self._train_sampler: TrainBatchSampler | None = None
-        self._device_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._device_tables: dict[tuple[torch.device, bool], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- the utterance table and classes (cheap: no audio is read) ----
     @cached_property
@@ -253,19 +277,55 @@ class EmotionDataModule(pl.LightningDataModule):
         self.labels = torch.tensor([self.class_names.index(lab) for lab in labels])
         self.groups = [self.group_of(u) for u in self.utterances]
         self.split = make_split(labels, self.groups, **self.split_args)
-        frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
+        speakers = [u.speaker for u in self.utterances]  # speakers, even with group_by
         if self.normalisation == "speaker":
-            speakers = [u.speaker for u in self.utterances]  # speakers, even with group_by
-            self.table = per_speaker_normalised(table, frame_owner, speakers)
+            self.table = per_speaker_normalised(table, speakers)
             self.feature_mean = torch.zeros(table.frames.shape[1])
             self.feature_std = torch.ones(table.frames.shape[1])
         else:
+            frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
             train_mask = torch.zeros(len(table), dtype=torch.bool)
             train_mask[self.split.train] = True
             train_frames = table.frames[train_mask[frame_owner]]
             self.feature_mean = train_frames.mean(dim=0)
             self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
+        self._set_training_table(table, speakers)
         self._save_split()
+
+    def _set_training_table(self, raw: FeatureTable, speakers: list[str]) -> None:
+        """What training batches are cut from: the table, plus speed-perturbed copies of the
+        training part appended after it (`train_indices` lists the rows training draws)."""
+        self.train_table, self.train_labels = self.table, self.labels
+        self.train_indices = list(self.split.train)
+        if not self.speed_perturbation:
+            return
+        train = self.split.train
+        tables, labels = [self.table], [self.labels]
+        for speed in self.speed_perturbation:
+            copies, _ = load_or_build(
+                raw.paths,
+                dataclasses.replace(self.features, speed=speed),
+                self.cache_dir,
+                f"{self.cache_name}-speed{speed:g}",
+                self.workers,
+                self.progress,
+                "skip",  # a file that decodes at 1.0 decodes at any speed
+            )
+            rows = {p: i for i, p in enumerate(copies.paths)}
+            kept = [i for i in train if raw.paths[i] in rows]
+            part = copies.select([rows[raw.paths[i]] for i in kept])
+            if self.normalisation == "speaker":
+                part = per_speaker_normalised(part, [speakers[i] for i in kept], raw, speakers)
+            start = sum(len(t) for t in tables)
+            self.train_indices += range(start, start + len(kept))
+            tables.append(part)
+            labels.append(self.labels[kept])
+        self.train_table = FeatureTable.concatenate(
+            [t.utterance(i) for t in tables for i in range(len(t))],
+            [p for t in tables for p in t.paths],
+            self.features,
+        )
+        self.train_labels = torch.cat(labels)
 
     @property
     def transductive(self) -> bool:
@@ -313,17 +373,16 @@ class EmotionDataModule(pl.LightningDataModule):
         self.split.to_json(target, self.table.paths, self.groups)
 
     def train_dataloader(self) -> DataLoader:
-        split = self._require_split()
-        train_labels = self.labels[split.train]
+        self._require_split()
         self._train_sampler = TrainBatchSampler(
-            split.train,
-            train_labels.tolist(),
+            self.train_indices,
+            self.train_labels[self.train_indices].tolist(),
             self.batch_size,
             self.windows_per_epoch,
             self.m_per_class,
             self._train_sampler.mode if self._train_sampler else "random",
         )
-        dataset = WindowDataset(self.table.lengths, self.labels, self.window_frames)
+        dataset = WindowDataset(self.train_table.lengths, self.train_labels, self.window_frames)
         return DataLoader(dataset, sampler=self._train_sampler, batch_size=None)
 
     def set_sampling(self, mode: SamplingMode) -> None:
@@ -370,20 +429,27 @@ class EmotionDataModule(pl.LightningDataModule):
         return self.split
 
     # ---- cutting batches ----
-    def _table_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if device not in self._device_tables:
-            self._device_tables[device] = (
-                self.table.frames.to(device),
-                self.table.offsets.to(device),
+    def _table_on(self, device: torch.device, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frames, offsets) on `device`: of the training table (copies included) or the table."""
+        training = training and self.train_table is not self.table  # one copy when the same
+        if (device, training) not in self._device_tables:
+            table = self.train_table if training else self.table
+            self._device_tables[device, training] = (
+                table.frames.to(device),
+                table.offsets.to(device),
             )
-        return self._device_tables[device]
+        return self._device_tables[device, training]
 
     def cut(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Add features `x` [B, T, F] and `lengths` [B] to a batch of utterance indices."""
+        """Add features `x` [B, T, F] and `lengths` [B] to a batch of utterance indices.
+
+        Training batches (they carry window starts) index the training table, others the table.
+        """
         if "x" in batch:
             return batch
-        frames, offsets = self._table_on(batch["index"].device)
-        if "start" in batch:
+        training = "start" in batch
+        frames, offsets = self._table_on(batch["index"].device, training)
+        if training:
             x, lengths = gather_windows(
                 frames, offsets, batch["index"], batch["start"], self.window_frames
             )

@@ -48,6 +48,10 @@ class FeatureConfig:
         trim: cut leading and trailing silence (the paper trims silence when it builds its cache).
         trim_top_db: a frame is silence when its energy is this many dB below the loudest frame.
         silence_floor_db: a file whose peak is below this level (dBFS) is all silence: an error.
+        speed: playback speed of the audio before analysis (speed perturbation, as Kaldi's: the
+            waveform is resampled by 1/speed, so tempo and pitch change together; 0.9 is 11%
+            longer). 1.0, the default, leaves the audio as it is. The data module's
+            `speed_perturbation` builds extra training copies this way.
     """
 
     sample_rate: int = 16000
@@ -64,6 +68,7 @@ class FeatureConfig:
     trim: bool = True
     trim_top_db: float = 60.0
     silence_floor_db: float = -70.0
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,6 +95,8 @@ class FeatureConfig:
             problems.append(f"win_ms={self.win_ms}, hop_ms={self.hop_ms} (must be > 0)")
         elif self.n_fft < self.win_length:
             problems.append(f"n_fft={self.n_fft} (needs >= window of {self.win_length} samples)")
+        if not 0.5 <= self.speed <= 2.0:
+            problems.append(f"speed={self.speed} (0.5 .. 2.0)")
         if problems:
             raise ValueError("bad feature setting: " + "; ".join(problems))
 
@@ -110,8 +117,14 @@ class FeatureConfig:
         return base * (1 + self.deltas)
 
     def key(self) -> str:
-        """A stable hash of the configuration (part of the cache key)."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """A stable hash of the configuration (part of the cache key).
+
+        `speed` enters only when it is not 1.0, so caches built before it existed stay valid.
+        """
+        fields = asdict(self)
+        if fields["speed"] == 1.0:
+            del fields["speed"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -215,6 +228,8 @@ class FeatureExtractor:
         if c.trim:  # before resampling: RAVDESS clips are about 40% silence, not worth resampling
             wave = self.trim(wave, rate)
         wave = self.resample(wave, rate)
+        if c.speed != 1.0:  # played at `speed`: as if recorded at speed x the rate
+            wave = dsp.resample(wave, round(c.sample_rate * c.speed), c.sample_rate)
         if wave.numel() <= c.n_fft // 2:  # the STFT's reflect padding needs more: pad with zeros
             wave = torch.nn.functional.pad(wave, (0, c.n_fft // 2 + 1 - wave.numel()))
         with torch.no_grad():
