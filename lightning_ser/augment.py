@@ -1,4 +1,4 @@
-"""Augmentation of training batches: SpecAugment-style time and feature masking.
+"""Augmentation of training batches: SpecAugment-style time and feature masking, and mixup.
 
 torchaudio's `TimeMasking` / `FrequencyMasking` do the masking, with a different mask for every
 example. Masked values are set to the training mean of their feature (not to 0, which would be a
@@ -8,6 +8,7 @@ Only the training step calls this; validation, test and inference never see mask
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
@@ -49,3 +50,19 @@ class SpecMasking(nn.Module):
 
     def extra_repr(self) -> str:
         return f"time_masks={self.time_masks}, feature_masks={self.feature_masks}"
+
+
+def mixup(
+    x: Tensor, lengths: Tensor, centre: Tensor, weight: float, partner: Tensor
+) -> tuple[Tensor, Tensor]:
+    """`weight * x + (1 - weight) * x[partner]` over padded utterances (mixup, Zhang et al. 2018).
+
+    `x` [B, T, F] raw frames, `lengths` [B], `centre` [F] the training mean, `partner` [B] a
+    permutation. Padding is first set to the centre, so where one utterance of a pair has ended,
+    the mix holds the other at its weight over silence-free "average" frames (zero after
+    normalisation), not over zeros, which are loud raw MFCC values. The mixed length is the
+    longer of the two. Written here because torchaudio has no mixup for padded batches.
+    """
+    padding = torch.arange(x.shape[1], device=x.device)[None, :] >= lengths[:, None]
+    x = torch.where(padding[..., None], centre.to(x.dtype), x)
+    return weight * x + (1 - weight) * x[partner], torch.maximum(lengths, lengths[partner])

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_info
 
-from .augment import SpecMasking
+from .augment import SpecMasking, mixup
 from .embedder import CHECKPOINT_FORMAT, Embedder, config_from_hparams, upgrade_state_dict
 from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
@@ -84,6 +84,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
         time_mask_frames: the longest time mask, in frames.
         feature_masks: masks over feature dimensions per training example (0: none).
         feature_mask_width: the widest feature mask, in values per frame.
+        mixup_alpha: mixup in the softmax stage (0: none, the paper): each training batch is
+            mixed with a shuffled copy of itself at a weight drawn from Beta(alpha, alpha), and
+            the cross-entropy is the same mix of the two labels' cross-entropies. The metric
+            stage never mixes (its losses need one label per example).
         monitor: the validation metric the stage early stopping follows when the trainer has
             no StageEarlyStopping of its own.
         feature_normalisation: "train" or "speaker" (linked from data.normalisation; kept so
@@ -129,6 +133,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         time_mask_frames: int = 20,
         feature_masks: int = 0,
         feature_mask_width: int = 6,
+        mixup_alpha: float = 0.0,
         monitor: str = "val/least_angle/wa",
         feature_normalisation: str = "train",
         eval_crops: int = 0,
@@ -139,6 +144,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
             raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if mixup_alpha < 0:
+            raise ValueError(f"model.mixup_alpha must be >= 0, got {mixup_alpha}")
         class_names = list(class_names or [str(i) for i in range(num_classes)])
         if len(class_names) != num_classes:
             raise ValueError(f"model.class_names has {len(class_names)} names for {num_classes}")
@@ -297,10 +304,21 @@ class EmotionEmbeddingModule(pl.LightningModule):
         """The training losses of a batch in the current stage: `loss` (what is optimised),
         `ce` and `metric` (the triplet or ArcFace loss; in the softmax stage computed on at most
         LOGGED_METRIC_SUBSET examples of the shuffled batch and not trained on, as the paper)."""
-        x = self.augment(batch["x"], self.embedder.feature_mean)
-        emb, logits = self(x, batch["lengths"])
-        labels = batch["label"]
-        ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.hparams.label_smoothing)
+        centre = self.embedder.feature_mean
+        x, lengths, labels = self.augment(batch["x"], centre), batch["lengths"], batch["label"]
+        weight, partner = 1.0, None
+        if self.training and self.stage == "softmax" and self.hparams.mixup_alpha > 0:
+            alpha = torch.tensor(float(self.hparams.mixup_alpha))
+            weight = float(torch.distributions.Beta(alpha, alpha).sample())
+            partner = torch.randperm(len(labels), device=labels.device)
+            x, lengths = mixup(x, lengths, centre, weight, partner)
+        emb, logits = self(x, lengths)
+        smoothing = self.hparams.label_smoothing
+        ce = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+        if partner is not None:
+            other = F.cross_entropy(logits.float(), labels[partner], label_smoothing=smoothing)
+            ce = weight * ce + (1 - weight) * other
+            labels = labels if weight >= 0.5 else labels[partner]  # for the logged metric loss
         if self.stage == "triplet":
             metric = self.metric_loss(emb, labels)
             loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * metric

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lightning_ser.augment import SpecMasking
+from lightning_ser.augment import SpecMasking, mixup
 from lightning_ser.data.batching import gather_windows
 from lightning_ser.losses import AngularMarginObjective, build_metric_loss
 from lightning_ser.models import EmbeddingNet
@@ -183,3 +183,51 @@ def test_per_speaker_normalisation_standardises_each_speaker(tiny_ravdess, cache
     assert not plain.transductive
     with pytest.raises(ValueError, match="data.normalisation"):
         EmotionDataModule(normalisation="global")
+
+
+def test_mixup_mixes_padded_utterances_over_the_centre() -> None:
+    centre = torch.full((2,), 5.0)
+    x = torch.zeros(2, 4, 2)
+    x[0, :4], x[1, :2] = 1.0, 3.0  # utterance 0: 4 frames; utterance 1: 2 frames, then padding
+    lengths = torch.tensor([4, 2])
+    mixed, mixed_lengths = mixup(x, lengths, centre, 0.25, torch.tensor([1, 0]))
+    assert mixed_lengths.tolist() == [4, 4]
+    # row 0 = 0.25 * utterance 0 + 0.75 * utterance 1 (its padding counts as the centre)
+    torch.testing.assert_close(mixed[0, :, 0], torch.tensor([2.5, 2.5, 4.0, 4.0]))
+    torch.testing.assert_close(mixed[1, :, 0], torch.tensor([1.5, 1.5, 2.0, 2.0]))
+    same, _ = mixup(x, lengths, centre, 1.0, torch.tensor([1, 0]))
+    torch.testing.assert_close(same[1, :, 0], torch.tensor([3.0, 3.0, 5.0, 5.0]))
+
+
+def test_module_mixes_in_the_softmax_stage_only(monkeypatch) -> None:
+    import lightning_ser.module as module_file
+
+    calls = []
+
+    def counting(*args):
+        calls.append(args[3])
+        return mixup(*args)
+
+    monkeypatch.setattr(module_file, "mixup", counting)
+    torch.manual_seed(0)
+    module = EmotionEmbeddingModule(
+        num_classes=3, channels=8, layers=6, embedding_dim=8, mixup_alpha=0.4,
+        metric_loss="arcface",
+    )  # fmt: skip
+    batch = {
+        "x": torch.randn(6, 20, 39),
+        "lengths": torch.tensor([20, 18, 15, 20, 12, 9]),
+        "label": torch.tensor([0, 1, 2, 0, 1, 2]),
+    }
+    module.train()
+    losses = module.losses(batch)
+    assert len(calls) == 1 and 0.0 <= calls[0] <= 1.0 and torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    module.stage = "triplet"
+    module.losses(batch)
+    module.eval()
+    module.stage = "softmax"
+    module.losses(batch)
+    assert len(calls) == 1  # neither the metric stage nor evaluation mixes
+    with pytest.raises(ValueError, match="mixup_alpha"):
+        EmotionEmbeddingModule(mixup_alpha=-1.0)
