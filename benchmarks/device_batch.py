@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import shlex
@@ -35,38 +36,54 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_ser.data import dsp
 from lightning_ser.data.cache import FeatureTable, cache_key, file_stamps, load_table, save_table
 from lightning_ser.data.datamodule import EmotionDataModule
 from lightning_ser.data.locations import default_cache_dir
 
 
-def pack(root: Path, corpus: str, to: Path) -> None:
-    """Write the cached features of `root`'s files plus their names, sizes and times to `to`."""
+def shuffled_bytes(frames: np.ndarray) -> bytes:
+    """float32 frames, byte-shuffled (bytes of equal significance together) and compressed."""
+    return zlib.compress(frames.view(np.uint8).reshape(-1, 4).T.copy().tobytes(), 6)
+
+
+def unshuffled(blob: bytes, rows: int, cols: int) -> np.ndarray:
+    raw = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+    return raw.reshape(4, -1).T.copy().view(np.float32).reshape(rows, cols)
+
+
+def pack(root: Path, corpus: str, to: Path, speeds: list[float]) -> None:
+    """Write the cached features of `root`'s files at `speeds` plus their names, sizes and
+    modification times to `to`. One speed travels whole (bit-exact); with several (64 MiB hold
+    about three RAVDESS tables only as base coefficients), each travels as its base coefficients
+    and `unpack` recomputes the deltas with the library's own function (float rounding aside,
+    the same features)."""
     data = EmotionDataModule(root=str(root), corpus=corpus)
     table = data.load_features()
-    frames = table.frames.numpy()
-    shuffled = frames.view(np.uint8).reshape(-1, 4).T.copy()  # float bytes by significance
+    base = data.features.n_features // (1 + data.features.deltas)
     to.mkdir(parents=True, exist_ok=True)
-    (to / "frames.z").write_bytes(zlib.compress(shuffled.tobytes(), 6))
+    tables = {}
+    for speed in speeds:
+        t = table if speed == 1.0 else data.speed_table(speed)
+        frames = t.frames.numpy() if len(speeds) == 1 else t.frames[:, :base].contiguous().numpy()
+        (to / f"frames_{speed:g}.z").write_bytes(shuffled_bytes(frames))
+        tables[f"{speed:g}"] = {"shape": list(frames.shape), "offsets": t.offsets.tolist()}
+        tables[f"{speed:g}"]["paths"] = [os.path.relpath(p, root) for p in t.paths]
     stats = {p: os.stat(p) for p in table.paths}
     meta = {
         "corpus": corpus,
-        "shape": list(frames.shape),
-        "offsets": table.offsets.tolist(),
+        "tables": tables,
         "files": [
             [os.path.relpath(p, root), stats[p].st_size, stats[p].st_mtime_ns] for p in table.paths
         ],
     }
     (to / "meta.json").write_text(json.dumps(meta))
-    print(f"packed {len(table.paths)} files' features from {data.cache_info.path} into {to}")
+    print(f"packed {len(table.paths)} files' features at speeds {speeds} into {to}")
 
 
 def unpack(source: Path, root: Path) -> None:
-    """Recreate the cache of stand-ins of the packed files under `root` (sparse, same size/time)."""
+    """Recreate the caches for stand-ins of the packed files under `root` (same size and time)."""
     meta = json.loads((source / "meta.json").read_text())
-    rows, cols = meta["shape"]
-    raw = np.frombuffer(zlib.decompress((source / "frames.z").read_bytes()), dtype=np.uint8)
-    frames = raw.reshape(4, -1).T.copy().view(np.float32).reshape(rows, cols)
     root = root.absolute()
     for rel, size, mtime_ns in meta["files"]:
         path = root / rel
@@ -76,18 +93,33 @@ def unpack(source: Path, root: Path) -> None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
     data = EmotionDataModule(root=str(root), corpus=meta["corpus"])
     listed = [str(u.path) for u in data.utterances]
-    paths = [str(root / rel) for rel, _, _ in meta["files"]]
-    if sorted(listed) != sorted(paths):
+    if sorted(listed) != sorted(str(root / rel) for rel, _, _ in meta["files"]):
         raise SystemExit(f"the corpus under {root} lists other files than were packed")
-    stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in file_stamps(paths)}
-    offsets = torch.tensor(meta["offsets"])
-    table = FeatureTable(torch.from_numpy(frames), offsets, paths, data.features, [], stamps)
     folder = Path(data.cache_dir) if data.cache_dir else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{data.cache_name}-{cache_key(listed, data.features)}.pt"
-    save_table(table, target)
-    load_table(target, data.features)  # checks the CRC-32 the way every run will
-    print(f"unpacked {len(paths)} files' features into {target}")
+    for name, packed in meta["tables"].items():
+        speed = float(name)
+        config = dataclasses.replace(data.features, speed=speed)
+        paths = [str(root / rel) for rel in packed["paths"]]
+        frames = torch.from_numpy(
+            unshuffled((source / f"frames_{name}.z").read_bytes(), *packed["shape"])
+        )
+        offsets = torch.tensor(packed["offsets"])
+        if frames.shape[1] < config.n_features:  # base coefficients: deltas as features.py does
+            utterances = []
+            for i in range(len(paths)):
+                parts = [frames[offsets[i] : offsets[i + 1]]]
+                for _ in range(config.deltas):
+                    parts.append(dsp.deltas(parts[-1], config.delta_window))
+                utterances.append(torch.cat(parts, dim=1))
+            frames = torch.cat(utterances)
+        stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in file_stamps(paths)}
+        table = FeatureTable(frames, offsets, paths, config, [], stamps)
+        prefix = data.cache_name if speed == 1.0 else data.speed_cache_name(speed)
+        target = folder / f"{prefix}-{cache_key(paths if speed != 1.0 else listed, config)}.pt"
+        save_table(table, target)
+        load_table(target, config)  # checks the CRC-32 the way every run will
+        print(f"unpacked {len(paths)} files' features at speed {name} into {target}")
 
 
 def read_plan(plan: Path, root: str, out: Path) -> list[tuple[int, str, list[str]]]:
@@ -175,6 +207,7 @@ def main() -> int:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--corpus", default="ravdess")
     p.add_argument("--to", type=Path, required=True)
+    p.add_argument("--speeds", default="1.0", help="comma-separated, e.g. 1.0,0.9,1.1")
     u = sub.add_parser("unpack")
     u.add_argument("--from", dest="source", type=Path, required=True)
     u.add_argument("--root", type=Path, required=True)
@@ -187,7 +220,7 @@ def main() -> int:
     r.add_argument("--deadline", type=float, default=540)
     a = parser.parse_args()
     if a.verb == "pack":
-        pack(a.root, a.corpus, a.to)
+        pack(a.root, a.corpus, a.to, [float(v) for v in a.speeds.split(",")])
     elif a.verb == "unpack":
         unpack(a.source, a.root)
     else:

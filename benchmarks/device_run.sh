@@ -5,7 +5,7 @@
 # Carry: .whl (the wheels the GPU image lacks) and .devdata (`device_batch.py pack` + commit).
 set -u -o pipefail
 OUT=${OUT:-/tmp/device-out}
-SLOTS=${SLOTS:-16}
+SLOTS=${SLOTS:-4}
 DEADLINE=${DEADLINE:-510}
 PLAN=${PLAN:-benchmarks/device_plan.txt}
 DATA=${DATA:-/data/ravdess}

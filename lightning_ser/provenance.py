@@ -55,12 +55,17 @@ def machine() -> str:
     return text + f", {torch.get_num_threads()} torch thread(s)"
 
 
+#: The commit of the code this process loaded, read once when it starts: a long run keeps
+#: naming the code it runs while the checkout moves on under it.
+LOADED_COMMIT = git_commit()
+
+
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
-    """{command, commit, date (UTC), machine} of the running command."""
+    """{command, commit (of the code loaded), date (UTC), machine} of the running command."""
     args = sys.argv[1:] if argv is None else argv
     return {
         "command": "lightning-ser " + shlex.join(args),
-        "commit": git_commit(),
+        "commit": LOADED_COMMIT,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
     }

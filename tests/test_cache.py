@@ -258,6 +258,16 @@ def test_load_table_rejects_another_config(clips, cache_dir):
         load_table(info.path, FeatureConfig(deltas=1))
 
 
+def test_a_cache_written_before_a_setting_existed_still_loads(clips, cache_dir):
+    good, info = build(clips, cache_dir)
+    payload = torch.load(info.path, weights_only=True)
+    del payload["config"]["speed"]  # as written before FeatureConfig.speed existed
+    torch.save(payload, info.path)
+    assert_same_table(load_table(info.path, CONFIG), good)
+    with pytest.raises(ValueError, match="configuration"):
+        load_table(info.path, FeatureConfig(speed=0.9))
+
+
 def test_a_failed_write_leaves_the_old_cache_intact(clips, cache_dir, monkeypatch):
     good, info = build(clips, cache_dir)
     assert list(cache_dir.glob("*.tmp")) == []

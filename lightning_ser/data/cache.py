@@ -299,7 +299,8 @@ def load_table(path: Path, config: FeatureConfig, mmap: bool = False) -> Feature
     except Exception as err:  # torch raises many types for a truncated or foreign file
         raise ValueError(f"unreadable cache file {path}: {err}") from err
     try:
-        if payload["version"] != CACHE_VERSION or payload["config"] != asdict(config):
+        stored = asdict(FeatureConfig()) | payload["config"]  # later settings: their defaults
+        if payload["version"] != CACHE_VERSION or stored != asdict(config):
             raise ValueError("written by another version or feature configuration")
         frames, offsets, paths = payload["frames"], payload["offsets"], payload["paths"]
         ok = (

@@ -234,6 +234,23 @@ class EmotionDataModule(pl.LightningDataModule):
         digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
         return f"{self.corpus}-{root.name}-{digest}"
 
+    def speed_cache_name(self, speed: float) -> str:
+        """Prefix of the cache files of this corpus played at `speed` (speed perturbation)."""
+        return f"{self.cache_name}-speed{speed:g}"
+
+    def speed_table(self, speed: float) -> FeatureTable:
+        """Features of every usable utterance played at `speed` (cached like the table)."""
+        table, _ = load_or_build(
+            self.load_features().paths,
+            dataclasses.replace(self.features, speed=speed),
+            self.cache_dir,
+            self.speed_cache_name(speed),
+            self.workers,
+            self.progress,
+            "skip",  # a file that decodes at 1.0 decodes at any speed
+        )
+        return table
+
     def stale_caches(self) -> list[Path]:
         """This corpus's cache files for other settings or file lists (see `cache --prune`)."""
         self.load_features()
@@ -302,15 +319,7 @@ class EmotionDataModule(pl.LightningDataModule):
         train = self.split.train
         tables, labels = [self.table], [self.labels]
         for speed in self.speed_perturbation:
-            copies, _ = load_or_build(
-                raw.paths,
-                dataclasses.replace(self.features, speed=speed),
-                self.cache_dir,
-                f"{self.cache_name}-speed{speed:g}",
-                self.workers,
-                self.progress,
-                "skip",  # a file that decodes at 1.0 decodes at any speed
-            )
+            copies = self.speed_table(speed)
             rows = {p: i for i, p in enumerate(copies.paths)}
             kept = [i for i in train if raw.paths[i] in rows]
             part = copies.select([rows[raw.paths[i]] for i in kept])
