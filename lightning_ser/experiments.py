@@ -287,6 +287,11 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
     parser.add_argument("--out", default=None, help="results folder (default runs/sweep-<name>)")
     parser.add_argument("--parallel", type=int, default=1, help="configurations run at once")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    parser.add_argument(
+        "--summarise",
+        action="store_true",
+        help="write the tables and plot of the runs already done, train nothing",
+    )
     ns, extra = parser.parse_known_args(argv)
     spec = yaml.safe_load(Path(ns.sweep).read_text())
     out = Path(ns.out or f"runs/sweep-{Path(ns.sweep).stem}")
@@ -300,7 +305,9 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
         for _, args, run_dir in jobs:
             print(run_dir, " ".join(args))
         return []
-    if ns.parallel > 1:
+    if ns.summarise:
+        pass
+    elif ns.parallel > 1:
         _run_parallel(pending, ns.parallel)
     else:
         for i, (_, args, run_dir) in enumerate(pending):
@@ -311,7 +318,7 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
         path = run_dir / RESULT_FILE
         if path.exists():
             results.append({**params, **json.loads(path.read_text())})
-    _write_sweep_tables(results, list(grid[0]) if grid else [], out)
+    _write_sweep_tables(results, list(grid[0]) if grid else [], out, len(jobs))
     return results
 
 
@@ -335,17 +342,24 @@ def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> No
         time.sleep(1)
 
 
-def _write_sweep_tables(results: list[dict[str, Any]], keys: list[str], out: Path) -> None:
+def _write_sweep_tables(
+    results: list[dict[str, Any]], keys: list[str], out: Path, total: int
+) -> None:
     """Table I layout (architecture, x, accuracy) as markdown, and every metric as CSV."""
     rows = []
     for r in results:
         row = {k: r.get(k) for k in keys} | r["metrics"]
-        rows.append(
-            row
-            | {"epochs": r["epochs"], "seconds": r.get("seconds"), "val_best": r.get("val_best")}
-        )
-    write_table(rows, [*keys, "val_best", *HEADLINE, "epochs", "seconds"], out / "results.csv")
-    lines = ["| Architecture | x | Accuracy (WA, least angle) | UA |", "|---|---|---|---|"]
+        extra = ("epochs", "seconds", "val_best", "commit", "date", "machine")
+        rows.append(row | {k: r.get(k) for k in extra})
+    columns = [*keys, "val_best", *HEADLINE, "epochs", "seconds", "commit", "date", "machine"]
+    write_table(rows, columns, out / "results.csv")
+    lines = [
+        f"{len(rows)} of {total} configurations done (per run: commit, date, machine in "
+        "results.csv).",
+        "",
+        "| Architecture | x | Accuracy (WA, least angle) | UA |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
         arch = str(r.get("model.backbone", "resnet")).upper().replace("RESNET", "ResNet")
         wa, ua = r.get("least_angle/wa", float("nan")), r.get("least_angle/ua", float("nan"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,11 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert "val_best" in (out / "results.csv").read_text().splitlines()[0]
     again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []
+    shutil.rmtree(out / "backbone-gru_layers-6")  # as if that run had not finished yet
+    partial = dispatch(["sweep", str(sweep), "--out", str(out), "--summarise", *cli_args])
+    assert [r["model.backbone"] for r in partial] == ["fc"]  # nothing was trained
+    assert (out / "results.md").read_text().startswith("1 of 2 configurations done")
+    assert "GRU-x" not in (out / "results.md").read_text()
 
 
 def test_a_tree_without_git_names_the_commit_it_was_copied_from(tmp_path, monkeypatch) -> None:
