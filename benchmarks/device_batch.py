@@ -4,8 +4,10 @@ The GPU machines this project borrows get a copy of the repository and nothing e
 no internet, at most 64 MiB carried, about ten minutes a command). Three steps make one such
 lease useful:
 
-    # here, beside the corpus: the feature cache, packed losslessly (frames byte-shuffled + zlib)
+    # here, beside the corpus: the feature cache, packed losslessly (frames byte-shuffled + zlib);
+    # with --speeds 1.0,0.9,1.1 also the speed-perturbed tables (then as base coefficients)
     python benchmarks/device_batch.py pack --root ../shared/data/ravdess --to .devdata
+    git rev-parse --short HEAD > .devdata/commit
     # there: the cache restored, keyed to empty stand-in files of the same names, sizes and
     # modification times (no audio travels, and none is decoded: the CRC-32 is checked on load)
     python benchmarks/device_batch.py unpack --from .devdata --root /data/ravdess

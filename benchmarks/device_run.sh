@@ -2,7 +2,10 @@
 # What one GPU lease runs (benchmarks/device_batch.py says why and how): install the carried
 # wheels, restore the carried feature cache, run benchmarks/device_plan.txt until the deadline,
 # and pack each results folder (without checkpoints) into $OUT.
-# Carry: .whl (the wheels the GPU image lacks) and .devdata (`device_batch.py pack` + commit).
+# Carry: .whl (the wheels the GPU image lacks: pip download jsonargparse docstring_parser
+# typeshed_client pytorch-metric-learning omegaconf soundfile cffi pycparser, see
+# /work/.library/device/README.md) and .devdata (`device_batch.py pack` + commit; the plan's
+# speed-perturbed jobs need `--speeds 1.0,0.9,1.1`).
 set -u -o pipefail
 OUT=${OUT:-/tmp/device-out}
 SLOTS=${SLOTS:-4}
