@@ -28,6 +28,7 @@ from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
 from .metrics import confusion_metric, scores
 from .models.pooling import PoolingName
+from .split_guard import refuse_other_split
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 Stage = Literal["softmax", "triplet"]
@@ -35,10 +36,6 @@ STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
 LrDecay = Literal["linear", "cosine"]
 #: Examples of a batch on which the softmax stage computes (and logs) the metric loss.
 LOGGED_METRIC_SUBSET = 128
-
-
-class SplitMismatchError(ValueError):
-    """A checkpoint evaluated on another split than the one it was trained on."""
 
 
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
@@ -415,22 +412,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.trained_on is None or not hasattr(datamodule, "split_identity"):
             return
-        now = datamodule.split_identity
-        if now == self.trained_on or self.evaluate_elsewhere:
-            return
-
-        def describe(s: dict[str, Any]) -> str:
-            return (
-                f"{s['corpus']} {s['protocol']} fold {s['fold']} seed {s['seed']} ({s['digest']}"
-                f", {s.get('normalisation', 'train')} normalisation)"
-            )
-
-        raise SplitMismatchError(
-            f"the checkpoint was trained on {describe(self.trained_on)} but this run's data gives "
-            f"{describe(now)}: its test part may hold training utterances. Use the training "
-            "settings (--data.split / --data.fold / --data.seed / --data.root), or pass "
-            "--evaluate_elsewhere true to evaluate anyway"
-        )
+        if not self.evaluate_elsewhere:
+            refuse_other_split(self.trained_on, datamodule.split_identity)
 
     @property
     def evaluated_elsewhere(self) -> bool:

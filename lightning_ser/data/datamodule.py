@@ -28,39 +28,14 @@ from .cache import CacheInfo, FeatureTable, load_or_build, stale_caches
 from .corpora import Utterance, class_names_for, load_corpus
 from .corpora.base import OnBadFile
 from .features import FeatureConfig
+from .normalisation import per_speaker_normalised, training_statistics
+from .perturbation import speakers_of, with_training_copies
 from .splits import Protocol, SpeakerFolds, Split, make_split
 
 log = logging.getLogger(__name__)
 
 Part = Literal["train", "val", "test"]
 Normalisation = Literal["train", "speaker"]
-
-
-def per_speaker_normalised(
-    table: FeatureTable,
-    groups: list[str],
-    reference: FeatureTable | None = None,
-    reference_groups: list[str] | None = None,
-) -> FeatureTable:
-    """A copy of `table` whose frames are standardised with their speaker's mean and std.
-
-    The statistics come from `reference` (default: `table` itself), so training copies of
-    utterances (speed perturbation) are scaled exactly like the originals they were made from.
-    """
-    if reference is None or reference_groups is None:
-        reference, reference_groups = table, groups
-    names = sorted(set(reference_groups))
-
-    def frame_speaker(t: FeatureTable, g: list[str]) -> torch.Tensor:
-        return torch.tensor([names.index(x) for x in g]).repeat_interleave(t.lengths)
-
-    ref_owner, owner = frame_speaker(reference, reference_groups), frame_speaker(table, groups)
-    frames = table.frames.clone()
-    for k in range(len(names)):
-        ref = reference.frames[ref_owner == k]
-        rows = owner == k
-        frames[rows] = (frames[rows] - ref.mean(dim=0)) / ref.std(dim=0).clamp_min(1e-5)
-    return dataclasses.replace(table, frames=frames)
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -300,41 +275,20 @@ class EmotionDataModule(pl.LightningDataModule):
             self.feature_mean = torch.zeros(table.frames.shape[1])
             self.feature_std = torch.ones(table.frames.shape[1])
         else:
-            frame_owner = torch.repeat_interleave(torch.arange(len(table)), table.lengths)
-            train_mask = torch.zeros(len(table), dtype=torch.bool)
-            train_mask[self.split.train] = True
-            train_frames = table.frames[train_mask[frame_owner]]
-            self.feature_mean = train_frames.mean(dim=0)
-            self.feature_std = train_frames.std(dim=0).clamp_min(1e-5)
+            self.feature_mean, self.feature_std = training_statistics(table, self.split.train)
         self._set_training_table(table, speakers)
         self._save_split()
 
     def _set_training_table(self, raw: FeatureTable, speakers: list[str]) -> None:
         """What training batches are cut from: the table, plus speed-perturbed copies of the
         training part appended after it (`train_indices` lists the rows training draws)."""
-        self.train_table, self.train_labels = self.table, self.labels
-        self.train_indices = list(self.split.train)
-        if not self.speed_perturbation:
-            return
-        train = self.split.train
-        tables, labels = [self.table], [self.labels]
-        for speed in self.speed_perturbation:
-            copies = self.speed_table(speed)
-            rows = {p: i for i, p in enumerate(copies.paths)}
-            kept = [i for i in train if raw.paths[i] in rows]
-            part = copies.select([rows[raw.paths[i]] for i in kept])
-            if self.normalisation == "speaker":
-                part = per_speaker_normalised(part, [speakers[i] for i in kept], raw, speakers)
-            start = sum(len(t) for t in tables)
-            self.train_indices += range(start, start + len(kept))
-            tables.append(part)
-            labels.append(self.labels[kept])
-        self.train_table = FeatureTable.concatenate(
-            [t.utterance(i) for t in tables for i in range(len(t))],
-            [p for t in tables for p in t.paths],
-            self.features,
+        copies = [self.speed_table(speed) for speed in self.speed_perturbation]
+        if self.normalisation == "speaker":
+            copies = [per_speaker_normalised(c, speakers_of(c, raw, speakers), raw, speakers)
+                      for c in copies]  # fmt: skip
+        self.train_table, self.train_labels, self.train_indices = with_training_copies(
+            self.table, self.labels, self.split.train, copies
         )
-        self.train_labels = torch.cat(labels)
 
     @property
     def transductive(self) -> bool:
