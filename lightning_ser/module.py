@@ -85,6 +85,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
             mixed with a shuffled copy of itself at a weight drawn from Beta(alpha, alpha), and
             the cross-entropy is the same mix of the two labels' cross-entropies. The metric
             stage never mixes (its losses need one label per example).
+        compile: compile the network with `torch.compile` (TorchInductor; needs a C compiler):
+            the first training and evaluation steps take a minute or two, then a TIM step runs
+            about 1.7 times faster on a CPU core and the GPU launches fewer kernels. Parameter
+            names and checkpoints are unchanged (`nn.Module.compile` works in place).
         monitor: the validation metric the stage early stopping follows when the trainer has
             no StageEarlyStopping of its own.
         feature_normalisation: "train" or "speaker" (linked from data.normalisation; kept so
@@ -131,6 +135,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         feature_masks: int = 0,
         feature_mask_width: int = 6,
         mixup_alpha: float = 0.0,
+        compile: bool = False,
         monitor: str = "val/least_angle/wa",
         feature_normalisation: str = "train",
         eval_crops: int = 0,
@@ -150,6 +155,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.hparams["class_names"] = class_names
         self.class_names = class_names
         self.embedder = Embedder(**config_from_hparams(self.hparams))
+        if compile:
+            self.embedder.net.compile(dynamic=True)  # varying batch sizes and lengths
         self.metric_loss = build_metric_loss(
             metric_loss, num_classes, embedding_dim, margin, miner, angular_margin, angular_scale
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -231,3 +232,17 @@ def test_module_mixes_in_the_softmax_stage_only(monkeypatch) -> None:
     assert len(calls) == 1  # neither the metric stage nor evaluation mixes
     with pytest.raises(ValueError, match="mixup_alpha"):
         EmotionEmbeddingModule(mixup_alpha=-1.0)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile needs a C compiler")
+def test_compiled_network_computes_what_the_eager_one_does() -> None:
+    torch.manual_seed(0)
+    options = {"num_classes": 3, "backbone": "tim", "layers": 2, "channels": 4, "embedding_dim": 8}
+    eager = EmotionEmbeddingModule(**options)
+    compiled = EmotionEmbeddingModule(**options, compile=True)
+    compiled.load_state_dict(eager.state_dict())  # same parameter names
+    x, lengths = torch.randn(3, 12, 39), torch.tensor([12, 9, 5])
+    eager.eval(), compiled.eval()
+    with torch.no_grad():
+        for a, b in zip(eager(x, lengths), compiled(x, lengths), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
