@@ -365,12 +365,37 @@ def _write_sweep_tables(
         wa, ua = r.get("least_angle/wa", float("nan")), r.get("least_angle/ua", float("nan"))
         layers = r.get("model.layers", "")
         lines.append(f"| {arch}-x | {layers} | {format_percent(wa)} | {format_percent(ua)} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
     if rows and "model.layers" in keys and "model.backbone" in keys:
         from .report.figures import plot_accuracy_by_depth
 
+        lines += ["", *beside_the_paper(rows)]
         plot_accuracy_by_depth(rows, out / "accuracy_by_depth.png")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def beside_the_paper(rows: list[dict[str, Any]]) -> list[str]:
+    """Per family: the paper's best x and WA, ours at that x, and our best x chosen on the
+    validation part (`val_best`; never on the test part) with its test WA."""
+    from .report.figures import PAPER_TABLE_I
+
+    lines = [
+        "| family | paper: best x | paper: WA | ours at the paper's x: WA | ours: x chosen on "
+        "validation (val WA) | its test WA | runs done |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family, (paper_x, paper_wa) in PAPER_TABLE_I.items():
+        done = [r for r in rows if r.get("model.backbone") == family]
+        at_x = [r for r in done if r.get("model.layers") == paper_x]
+        same = format_percent(at_x[0]["least_angle/wa"]) if at_x else "not run yet"
+        best = max(done, key=lambda r: r.get("val_best") or 0.0) if done else None
+        chosen = f"{best['model.layers']} ({format_percent(best['val_best'])})" if best else "none"
+        tested = format_percent(best["least_angle/wa"]) if best else ""
+        name = family.upper().replace("RESNET", "ResNet")
+        lines.append(
+            f"| {name} | {paper_x} | {paper_wa:.2f}% | {same} | {chosen} | {tested} | {len(done)} |"
+        )
+    return lines
 
 
 def experiment_command(argv: list[str]) -> dict[str, Any]:

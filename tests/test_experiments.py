@@ -105,6 +105,7 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     table = (out / "results.md").read_text()
     assert "| FC-x | 6 |" in table and "| GRU-x | 6 |" in table
     assert (out / "accuracy_by_depth.png").exists()  # Table I as a plot
+    assert "| FC | 7 | 47.22% | not run yet | 6 (" in table  # beside the paper's best x
     assert "val_best" in (out / "results.csv").read_text().splitlines()[0]
     again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []
