@@ -118,7 +118,7 @@ def unpack(source: Path, root: Path) -> None:
         stamps = {p: (size, mtime, ctime) for p, size, mtime, ctime in file_stamps(paths)}
         table = FeatureTable(frames, offsets, paths, config, [], stamps)
         prefix = data.cache_name if speed == 1.0 else data.speed_cache_name(speed)
-        target = folder / f"{prefix}-{cache_key(paths if speed != 1.0 else listed, config)}.pt"
+        target = folder / f"{prefix}-{cache_key(paths, config)}.pt"  # the packed order: listed
         save_table(table, target)
         load_table(target, config)  # checks the CRC-32 the way every run will
         print(f"unpacked {len(paths)} files' features at speed {name} into {target}")

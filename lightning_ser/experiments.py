@@ -306,8 +306,8 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             print(run_dir, " ".join(args))
         return []
     if ns.summarise:
-        pass
-    elif ns.parallel > 1:
+        pending = []  # tables of what is done, nothing trained
+    if ns.parallel > 1:
         _run_parallel(pending, ns.parallel)
     else:
         for i, (_, args, run_dir) in enumerate(pending):

@@ -106,19 +106,28 @@ class FeatureTable:
 
     def select(self, rows: Sequence[int]) -> FeatureTable:
         """A table of the utterances `rows`, in that order."""
-        return FeatureTable.concatenate(
-            [self.utterance(i) for i in rows], [self.paths[i] for i in rows], self.config
+        frames = [self.utterance(i) for i in rows]
+        return FeatureTable(
+            torch.cat(frames) if frames else self.frames[:0],
+            offsets_of(self.lengths[list(rows)]),
+            [self.paths[i] for i in rows],
+            self.config,
         )
 
     @staticmethod
-    def concatenate(
-        parts: Sequence[torch.Tensor], paths: Sequence[str], config: FeatureConfig
-    ) -> FeatureTable:
-        """A table of utterances given as [T, n_features] tensors, with their paths."""
-        lengths = torch.tensor([len(p) for p in parts], dtype=torch.long)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
-        frames = torch.cat(list(parts)) if parts else torch.empty(0, config.n_features)
-        return FeatureTable(frames, offsets, list(paths), config)
+    def joined(tables: Sequence[FeatureTable]) -> FeatureTable:
+        """One table holding the utterances of `tables`, in order."""
+        return FeatureTable(
+            torch.cat([t.frames for t in tables]),
+            offsets_of(torch.cat([t.lengths for t in tables])),
+            [p for t in tables for p in t.paths],
+            tables[0].config,
+        )
+
+
+def offsets_of(lengths: torch.Tensor) -> torch.Tensor:
+    """Offsets [N + 1] of utterances of these lengths stacked one after another."""
+    return torch.cat([torch.zeros(1, dtype=torch.long), lengths.long().cumsum(0)])
 
 
 Stamp = tuple[str, int, int, int]  # path, size, mtime_ns, ctime_ns
@@ -257,13 +266,13 @@ def extract_all(
         else:
             kept.append(path)
             arrays.append(result)
-    lengths = torch.tensor([0] + [len(a) for a in arrays], dtype=torch.long)
+    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
     frames = (
         torch.from_numpy(np.concatenate(arrays))
         if arrays
         else torch.zeros(0, config.n_features, dtype=torch.float32)
     )
-    return FeatureTable(frames, lengths.cumsum(0), kept, config, failures)
+    return FeatureTable(frames, offsets_of(lengths), kept, config, failures)
 
 
 def save_table(table: FeatureTable, path: Path) -> None:

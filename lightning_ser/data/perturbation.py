@@ -33,9 +33,4 @@ def with_training_copies(
         indices += range(start, start + len(kept))
         parts.append(copy.select([rows[table.paths[i]] for i in kept]))
         all_labels.append(labels[kept])
-    joined = FeatureTable.concatenate(
-        [t.utterance(i) for t in parts for i in range(len(t))],
-        [p for t in parts for p in t.paths],
-        table.config,
-    )
-    return joined, torch.cat(all_labels), indices
+    return FeatureTable.joined(parts), torch.cat(all_labels), indices
