@@ -165,6 +165,18 @@ class SERCLI(LightningCLI):
             )
         config.ckpt_path = str(candidate)
 
+    def _parse_ckpt_path(self) -> None:
+        """`validate`/`test`/`predict --ckpt_path FILE` take the checkpoint's model settings over
+        the command line (LightningCLI's behaviour: the network must match the weights). `fit`
+        keeps the config's: the hyperparameters saved in a checkpoint hold no optimiser, so
+        applying them would resume an Adam run with the default SGD (and crash on its state),
+        and a run resumed or fine-tuned from a file may change its training settings on
+        purpose; `--ckpt_path last` never applied them, and a file now behaves the same. A
+        network that differs from the checkpoint's is refused in one line (the module's
+        on_load_checkpoint). Overrides LightningCLI's private hook: no public one exists."""
+        if self.config.get("subcommand") != "fit":
+            super()._parse_ckpt_path()
+
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Parse, then read a given checkpoint safely before Lightning does, so that a missing,
         truncated or code-carrying file ends in one clear line (see inference.checkpoint)."""

@@ -86,6 +86,18 @@ class AngularMarginObjective(torch.nn.Module):
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             return self.loss(torch.nn.functional.normalize(embeddings.float(), dim=-1), labels)
 
+    @torch.no_grad()
+    def set_centres(self, centres: torch.Tensor) -> None:
+        """Place each class's (first) centre on `centres` [C, D], e.g. the class embeddings, so
+        the loss starts from the geometry the network already has instead of random centres,
+        whose first gradients pull every embedding towards an arbitrary direction. Further
+        sub-centres keep their random start."""
+        weight = self.loss.W  # [D, C * sub_centres], class-major (pml's layout)
+        num_classes = centres.shape[0]
+        sub_centres = weight.shape[1] // num_classes
+        first = torch.arange(num_classes, device=weight.device) * sub_centres
+        weight[:, first] = centres.to(weight).T
+
 
 def build_metric_loss(
     name: MetricLossName,

@@ -34,6 +34,7 @@ OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 Stage = Literal["softmax", "triplet"]
 STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
 LrDecay = Literal["linear", "cosine"]
+CentreInit = Literal["random", "class_embeddings"]
 #: Examples of a batch on which the softmax stage computes (and logs) the metric loss.
 LOGGED_METRIC_SUBSET = 128
 
@@ -76,6 +77,11 @@ class EmotionEmbeddingModule(pl.LightningModule):
         miner: semihard (default), hard, all, batch_hard or multi_similarity.
         angular_margin: the additive angular margin of arcface losses, in degrees.
         angular_scale: the scale (inverse temperature) of arcface losses.
+        centre_init: where the arcface losses' class centres start when the metric stage
+            begins: "random" (pytorch-metric-learning's initialisation) or "class_embeddings"
+            (the least-angle classifier's class embeddings of that moment, the mean training
+            embedding of each emotion): the loss then sharpens the angles the network already
+            has instead of first pulling the embeddings towards random directions.
         label_smoothing: label smoothing of the cross-entropy (0: none, the paper).
         time_masks: SpecAugment time masks per training example (0: none, the paper).
         time_mask_frames: the longest time mask, in frames.
@@ -129,6 +135,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         miner: MinerName = "semihard",
         angular_margin: float = 28.6,
         angular_scale: float = 30.0,
+        centre_init: CentreInit = "random",
         label_smoothing: float = 0.0,
         time_masks: int = 0,
         time_mask_frames: int = 20,
@@ -146,6 +153,11 @@ class EmotionEmbeddingModule(pl.LightningModule):
             raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if centre_init == "class_embeddings" and metric_loss == "triplet":
+            raise ValueError(
+                "model.centre_init=class_embeddings needs class centres: use it with "
+                "model.metric_loss arcface or subcenter_arcface (the triplet loss has none)"
+            )
         if mixup_alpha < 0:
             raise ValueError(f"model.mixup_alpha must be >= 0, got {mixup_alpha}")
         class_names = list(class_names or [str(i) for i in range(num_classes)])
@@ -209,6 +221,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.stage = "triplet"
             self.stage_start_epoch = self.current_epoch + 1
             self.sync_schedule(self.stage_start_epoch)
+            if self.hparams.centre_init == "class_embeddings":
+                self.refresh_class_embeddings()
+                self.metric_loss.set_centres(self.class_embeddings)
             then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
         else:
             self.trainer.should_stop = True
@@ -295,6 +310,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
         self.trained_on = checkpoint.get("split")
+        self.check_network(checkpoint.get("embedder"))
         if checkpoint.get("lightning_ser_format", 1) < 2:  # format 1: no `embedder.` prefix
             checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
 
@@ -348,6 +364,23 @@ class EmotionEmbeddingModule(pl.LightningModule):
                 sync_dist=True,
             )
         return losses["loss"]
+
+    def check_network(self, saved: dict[str, Any] | None) -> None:
+        """Refuse, in one line, weights of another network than this one (a `fit --ckpt_path`
+        whose config names another backbone or size); how evaluation crops is not the network."""
+        if saved is None:
+            return
+        ignore = ("eval_crops", "crop_frames")
+        ours = self.embedder.config
+        differ = [
+            f"{k}={saved[k]!r} (config: {ours.get(k)!r})"
+            for k in saved
+            if k not in ignore and saved[k] != ours.get(k)
+        ]
+        if differ:
+            raise ValueError(
+                "the checkpoint holds another network than the config: " + ", ".join(differ)
+            )
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
