@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -311,6 +312,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
         self.trained_on = checkpoint.get("split")
         self.check_network(checkpoint.get("embedder"))
+        self.match_checkpoint_folders(checkpoint)
         if checkpoint.get("lightning_ser_format", 1) < 2:  # format 1: no `embedder.` prefix
             checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
 
@@ -364,6 +366,19 @@ class EmotionEmbeddingModule(pl.LightningModule):
                 sync_dist=True,
             )
         return losses["loss"]
+
+    def match_checkpoint_folders(self, checkpoint: dict[str, Any]) -> None:
+        """Let ModelCheckpoint recognise its own folder when a run is resumed by another
+        spelling of its path (`runs/...` then `/home/.../runs/...`): Lightning compares the
+        strings, and on a mismatch forgets the best score, so the first validation after the
+        resume overwrote best.ckpt even when worse."""
+        trainer = self._trainer
+        states = checkpoint.get("callbacks", {})
+        for callback in trainer.checkpoint_callbacks if trainer is not None else []:
+            state = states.get(callback.state_key)
+            saved, ours = (state or {}).get("dirpath"), getattr(callback, "dirpath", None)
+            if saved and ours and Path(saved).resolve() == Path(ours).resolve():
+                state["dirpath"] = ours
 
     def check_network(self, saved: dict[str, Any] | None) -> None:
         """Refuse, in one line, weights of another network than this one (a `fit --ckpt_path`

@@ -246,3 +246,34 @@ def test_compiled_network_computes_what_the_eager_one_does() -> None:
     with torch.no_grad():
         for a, b in zip(eager(x, lengths), compiled(x, lengths), strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["arcface", "subcenter_arcface"])
+def test_arcface_centres_can_start_at_given_directions(name: str) -> None:
+    torch.manual_seed(0)
+    loss = build_metric_loss(name, num_classes=3, embedding_dim=8)
+    centres = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    labels = torch.arange(3).repeat(4)
+    on_centres = centres[labels] + 0.05 * torch.randn(len(labels), 8)
+    before = loss(on_centres, labels)
+    loss.set_centres(centres)
+    sub_centres = loss.loss.W.shape[1] // 3
+    torch.testing.assert_close(loss.loss.W[:, ::sub_centres].T, centres)
+    assert loss(on_centres, labels) < 0.2 * before  # embeddings already at their class's centre
+
+
+def test_metric_stage_starts_its_centres_at_the_class_embeddings(monkeypatch) -> None:
+    module = EmotionEmbeddingModule(
+        num_classes=3, channels=8, layers=6, embedding_dim=8, metric_loss="arcface",
+        centre_init="class_embeddings", softmax_epochs=1, triplet_epochs=1,
+    )  # fmt: skip
+    refreshed = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    monkeypatch.setattr(
+        module, "refresh_class_embeddings", lambda: module.class_embeddings.copy_(refreshed)
+    )
+    monkeypatch.setattr(module, "sync_schedule", lambda epoch: None)  # no trainer here
+    module.end_stage()
+    assert module.stage == "triplet"
+    torch.testing.assert_close(module.metric_loss.loss.W.T, refreshed)
+    with pytest.raises(ValueError, match="model.centre_init"):
+        EmotionEmbeddingModule(metric_loss="triplet", centre_init="class_embeddings")

@@ -227,3 +227,37 @@ def test_only_launched_ranks_inherit_the_run_folder(cli, tmp_path: Path, monkeyp
     monkeypatch.setenv("LIGHTNING_SER_RUN_DIR", str(tmp_path / "stale"))
     assert cli("fit", *SHORT) == 0
     assert "run folder: runs/ravdess/holdout/version_0" in capsys.readouterr().out
+
+
+def test_resuming_from_a_checkpoint_file_keeps_the_configs_optimiser(cli, tmp_path: Path) -> None:
+    # the checkpoint's saved hyperparameters hold no optimiser: applied over the config, they
+    # turned an Adam run into SGD, which then crashed on Adam's state (KeyError: 'momentum')
+    adam = ["--model.optimizer", "torch.optim.Adam", "--model.optimizer.lr", "0.01"]
+    assert cli("fit", *adam, "--model.softmax_epochs", "2", "--model.triplet_epochs", "0") == 0
+    last = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/last.ckpt"
+    resumed = [*adam, "--model.softmax_epochs", "2", "--model.triplet_epochs", "1"]
+    assert cli("fit", *resumed, "--ckpt_path", str(last)) == 0
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 3  # epoch 2 ends the softmax stage, epoch 3 is the metric stage
+    assert state["stage"] == {"name": "triplet", "start_epoch": 3}
+    assert "exp_avg" in state["optimizer_states"][0]["state"][0]  # still Adam
+
+
+def test_a_checkpoint_of_another_network_is_refused_in_one_line(
+    cli, tmp_path: Path, capsys
+) -> None:
+    assert cli("fit", *SHORT) == 0
+    last = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/last.ckpt"
+    capsys.readouterr()
+    assert cli("fit", "--ckpt_path", str(last), "--model.channels", "12") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "channels=8 (config: 12)" in err[0], err
+
+
+def test_resuming_by_an_absolute_path_keeps_the_best_score(cli, tmp_path: Path, recwarn) -> None:
+    # the run was saved under `runs/...`; resumed as `/tmp/.../runs/...`, Lightning saw another
+    # folder and forgot the best score, so the next validation replaced best.ckpt even if worse
+    assert cli("fit", *SHORT, "--trainer.max_epochs", "1") == 0
+    last = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/last.ckpt"
+    assert cli("fit", *SHORT, "--ckpt_path", str(last)) == 0
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
