@@ -50,6 +50,11 @@ class Embedder(nn.Module):
         eval_crops: 0 embeds whole utterances in eval mode; k > 0 the mean direction of k evenly
             spaced windows of `crop_frames` frames (training always sees the batch as given).
         crop_frames: frames per evaluation window.
+        feature_normalisation: "utterance" standardises each utterance (each crop) with its own
+            frames' mean and std (cepstral mean and variance normalisation: no other audio
+            involved, so it holds for new speakers and at inference alike); otherwise frames
+            are standardised with the training statistics ("speaker": the data module has
+            already standardised each speaker, and the statistics are 0 and 1).
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class Embedder(nn.Module):
         embedding_dim: int = 128,
         eval_crops: int = DEFAULT_EVAL_CROPS,
         crop_frames: int = DEFAULT_CROP_FRAMES,
+        feature_normalisation: str = "train",
     ) -> None:
         super().__init__()
         if eval_crops < 0 or crop_frames < 1:
@@ -90,6 +96,7 @@ class Embedder(nn.Module):
             "embedding_dim": embedding_dim,
             "eval_crops": eval_crops,
             "crop_frames": crop_frames,
+            "feature_normalisation": feature_normalisation,
         }
         self.net = EmbeddingNet(
             backbone=backbone,
@@ -110,6 +117,7 @@ class Embedder(nn.Module):
         self.register_buffer("class_embeddings", torch.zeros(num_classes, embedding_dim))
         self.eval_crops = eval_crops
         self.crop_frames = crop_frames
+        self.per_utterance = feature_normalisation == "utterance"
 
     @property
     def n_features(self) -> int:
@@ -132,11 +140,13 @@ class Embedder(nn.Module):
         self.config |= {"eval_crops": eval_crops, "crop_frames": crop_frames}
 
     def normalise(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        """Standardise frames with the training statistics; padded frames stay exactly zero."""
+        """Standardise frames with the training statistics, or each utterance with its own
+        (`feature_normalisation: utterance`); padded frames stay exactly zero."""
+        mask = None if lengths is None else sequence_mask(lengths, x.shape[1], x.device)[..., None]
+        if self.per_utterance:
+            return utterance_standardised(x, mask)
         x = (x - self.feature_mean) / self.feature_std
-        if lengths is None:
-            return x
-        return x * sequence_mask(lengths, x.shape[1], x.device)[..., None]
+        return x if mask is None else x * mask
 
     def embed_view(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """One view of each row (no crops): (unit embedding [B, D], logits [B, C])."""
@@ -154,6 +164,19 @@ class Embedder(nn.Module):
     def classify(self, embeddings: Tensor) -> tuple[Tensor, Tensor]:
         """Least-angle class [N] and angles in degrees to every class embedding [N, C]."""
         return least_angle_predict(embeddings, self.class_embeddings)
+
+
+def utterance_standardised(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Each row of [B, T, F] standardised with the mean and (population) std of its valid frames
+    (`mask` [B, T, 1], None: all valid); padded frames come out zero. Written here because
+    torchaudio's SlidingWindowCmn normalises over a sliding window and knows no padding."""
+    if mask is None:
+        mask = torch.ones_like(x[..., :1])
+    mask = mask.to(x.dtype)
+    count = mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+    mean = (x * mask).sum(dim=1, keepdim=True) / count
+    var = (((x - mean) * mask) ** 2).sum(dim=1, keepdim=True) / count
+    return (x - mean) / var.sqrt().clamp_min(1e-5) * mask
 
 
 class ExportableEmbedder(nn.Module):

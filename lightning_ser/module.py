@@ -98,8 +98,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
             names and checkpoints are unchanged (`nn.Module.compile` works in place).
         monitor: the validation metric the stage early stopping follows when the trainer has
             no StageEarlyStopping of its own.
-        feature_normalisation: "train" or "speaker" (linked from data.normalisation; kept so
-            that inference normalises new audio the same way).
+        feature_normalisation: "train", "speaker" or "utterance" (linked from
+            data.normalisation; kept so that inference normalises new audio the same way).
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
             prediction; k > 0 uses the mean direction of k evenly spaced windows of
             `crop_frames` instead (training always uses single windows). Linked from

@@ -277,3 +277,38 @@ def test_metric_stage_starts_its_centres_at_the_class_embeddings(monkeypatch) ->
     torch.testing.assert_close(module.metric_loss.loss.W.T, refreshed)
     with pytest.raises(ValueError, match="model.centre_init"):
         EmotionEmbeddingModule(metric_loss="triplet", centre_init="class_embeddings")
+
+
+def test_utterance_normalisation_ignores_each_utterances_level_and_scale() -> None:
+    from lightning_ser.embedder import Embedder
+
+    torch.manual_seed(0)
+    embedder = Embedder(num_classes=3, backbone="tim", layers=2, channels=4, embedding_dim=8,
+                        feature_normalisation="utterance").eval()  # fmt: skip
+    x = torch.randn(2, 30, 39)
+    lengths = torch.tensor([30, 21])
+    gain, offset = torch.rand(39) + 0.5, torch.randn(39)  # a louder voice, another channel
+    with torch.no_grad():
+        emb, _ = embedder(x, lengths)
+        moved, _ = embedder(x * gain + offset, lengths)
+        alone, _ = embedder(x[1:, :21], lengths[1:])
+    torch.testing.assert_close(moved, emb, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(alone[0], emb[1], atol=1e-5, rtol=1e-5)  # padding plays no part
+    twin = Embedder(**embedder.config).eval()  # what inference rebuilds from a checkpoint
+    twin.load_state_dict(embedder.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x, lengths)[0], emb)
+
+
+def test_utterance_normalisation_is_not_transductive(tiny_ravdess, cache_dir) -> None:
+    from lightning_ser.data.datamodule import EmotionDataModule
+
+    data = EmotionDataModule(root=str(tiny_ravdess), cache_dir=str(cache_dir), val_size=0.2,
+                             normalisation="utterance", progress=False, workers=1)  # fmt: skip
+    data.setup("fit")
+    from lightning_ser.callbacks import dataset_description
+
+    assert not data.transductive and "transductive" not in dataset_description(data)
+    assert data.split_identity["normalisation"] == "utterance"
+    with pytest.raises(ValueError, match="data.normalisation"):
+        EmotionDataModule(root=str(tiny_ravdess), normalisation="actor")

@@ -35,7 +35,7 @@ from .splits import Protocol, SpeakerFolds, Split, make_split
 log = logging.getLogger(__name__)
 
 Part = Literal["train", "val", "test"]
-Normalisation = Literal["train", "speaker"]
+Normalisation = Literal["train", "speaker", "utterance"]
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -77,7 +77,9 @@ class EmotionDataModule(pl.LightningDataModule):
         normalisation: "train" (default) standardises frames with the training part's statistics;
             "speaker" standardises each utterance with the statistics of its own speaker's
             utterances (all of them). For test speakers this uses their unlabelled test audio:
-            transductive, and every report of such a run says so.
+            transductive, and every report of such a run says so. "utterance" standardises
+            each utterance with its own frames' statistics, inside the model (so inference does
+            the same): nothing but the utterance itself, not transductive.
         speed_perturbation: speeds of extra training copies (e.g. [0.9, 1.1], the usual choice):
             every training utterance also enters training at each speed (FeatureConfig.speed:
             tempo and pitch change together), so an epoch holds (1 + len(speeds)) times as many
@@ -150,9 +152,10 @@ class EmotionDataModule(pl.LightningDataModule):
         self.eval_batch_frames = eval_batch_frames
         self.features_on_device = features_on_device
         self.on_bad_file = on_bad_file
-        if normalisation not in ("train", "speaker"):
+        if normalisation not in ("train", "speaker", "utterance"):
             raise ValueError(
-                f"data.normalisation must be 'train' or 'speaker', got {normalisation!r}"
+                "data.normalisation must be 'train', 'speaker' or 'utterance', "
+                f"got {normalisation!r}"
             )
         self.normalisation = normalisation
         self.speed_perturbation = list(speed_perturbation or [])

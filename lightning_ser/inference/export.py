@@ -121,6 +121,9 @@ def export_metadata(model: EmotionModel) -> dict[str, Any]:
             "std before the graph (the model was trained with data.normalisation=speaker; the "
             "graph's mean and std are 0 and 1)"
             if model.hparams.get("feature_normalisation") == "speaker"
+            else "each utterance standardised with its own frames' mean and std, done inside "
+            "the exported graph (mean and std unused)"
+            if model.hparams.get("feature_normalisation") == "utterance"
             else "(frames - mean) / std, done inside the exported graph"
         ),
         "crops": crops_note(model.hparams),
