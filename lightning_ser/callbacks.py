@@ -1,4 +1,5 @@
-"""Callbacks: per-stage early stopping (the paper's schedule) and the paper's analyses."""
+"""Callbacks: per-stage early stopping (the paper's schedule), weight averaging and the paper's
+analyses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.loggers import WandbLogger
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics.aggregation import CatMetric
 
 from .report import log_report_to_wandb, write_report
@@ -77,6 +80,27 @@ class StageEarlyStopping(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best, self.wait = float(state_dict["best"]), int(state_dict["wait"])
+
+
+class ExponentialWeightAveraging(WeightAveraging):
+    """Validate, checkpoint and test an exponential moving average of the weights.
+
+    Lightning's WeightAveraging with torch's EMA update after every optimiser step: the average
+    replaces the weights during validation (so the class embeddings of a validation are the
+    average's, and checkpoint selection judges the average), checkpoints hold the average as
+    their `state_dict` (the raw weights under `current_model_state`, for resuming), and training
+    ends with the average in the model. Added by the module when `model.ema_decay` > 0.
+
+    Args:
+        decay: weight of the old average per step; 1 / (1 - decay) steps is its memory
+            (0.998 with 19 batches per epoch: about 26 epochs).
+    """
+
+    def __init__(self, decay: float = 0.998) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"model.ema_decay must lie in (0, 1), got {decay}")
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.decay = decay
 
 
 def dataset_description(datamodule: Any) -> str:

@@ -215,3 +215,17 @@ def test_the_same_seed_gives_the_same_model(run) -> None:
         first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_weight_averaging_validates_and_keeps_the_average(run, tmp_path: Path) -> None:
+    cli = run("fit", "--model.ema_decay", "0.9", "--trainer.max_epochs", "4")
+    run_dir = tmp_path / "runs" / "ravdess" / "holdout" / "version_0"
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    raw, average = best["current_model_state"], best["state_dict"]
+    assert any(not torch.equal(raw[k], average[k]) for k in average if "net." in k)
+    logged = {int(r["epoch"]): float(r["val/least_angle/wa"])
+              for r in metrics_rows(run_dir) if r.get("val/least_angle/wa")}  # fmt: skip
+    validated = run("validate", "--ckpt_path", "best")  # the checkpoint holds what was judged
+    again = float(validated.trainer.callback_metrics["val/least_angle/wa"])
+    assert again == pytest.approx(logged[best["epoch"]], abs=1e-6)
+    assert cli.model.hparams.ema_decay == 0.9
