@@ -102,32 +102,36 @@ def write_summary(folds: list[dict], variants: list[str], out: Path, argv: list[
         f"`python benchmarks/screen_metric_stage.py {' '.join(argv)}`",
         "",
         "Validation least-angle WA. `first`: the first validation of stage 2 (how much the "
-        "switch disturbs); `best`: stage 2's best; `run best`: the best of the whole run, "
-        "softmax stage included (what checkpoint selection keeps). Softmax stage's best: "
-        "`softmax`.",
+        "switch disturbs); `best`: stage 2's best; `last`: its last validation (what a run "
+        "keeps without checkpoint selection); `run best`: the best of the whole run, softmax "
+        "stage included (what checkpoint selection keeps). First row: the softmax stage's "
+        "best.",
         "",
         "| variant | settings | "
-        + " | ".join(f"fold {f['fold']}: first / best" for f in folds)
-        + " | mean first | mean best | mean run best |",
-        "|---|---|" + "---|" * len(folds) + "---|---|---|",
+        + " | ".join(f"fold {f['fold']}: first / best / last" for f in folds)
+        + " | mean first | mean best | mean last | mean run best |",
+        "|---|---|" + "---|" * len(folds) + "---|---|---|---|",
         "| softmax stage | | "
         + " | ".join(f"{100 * f['softmax_best']:.2f}" for f in folds)
-        + f" | | {100 * statistics.fmean(f['softmax_best'] for f in folds):.2f} | |",
+        + f" | | {100 * statistics.fmean(f['softmax_best'] for f in folds):.2f} | | |",
     ]
     for name in variants:
-        cells, firsts, bests, runs = [], [], [], []
+        cells, firsts, bests, lasts, runs = [], [], [], [], []
         for f in folds:
             v = f["variants"][name]
             first = v["validations"][0]["least_angle_wa"]
-            cells.append(f"{100 * first:.2f} / {100 * v['stage2_best']:.2f}")
+            cells.append(
+                f"{100 * first:.2f} / {100 * v['stage2_best']:.2f} / {100 * v['stage2_last']:.2f}"
+            )
             firsts.append(first)
             bests.append(v["stage2_best"])
+            lasts.append(v["stage2_last"])
             runs.append(v["run_best"])
         lines.append(
             f"| {name} | {' '.join(VARIANTS[name]) or '(the config)'} | "
             + " | ".join(cells)
             + f" | {100 * statistics.fmean(firsts):.2f} | {100 * statistics.fmean(bests):.2f}"
-            f" | {100 * statistics.fmean(runs):.2f} |"
+            f" | {100 * statistics.fmean(lasts):.2f} | {100 * statistics.fmean(runs):.2f} |"
         )
     with atomic_open(out / "summary.md") as handle:
         handle.write("\n".join(lines) + "\n")
