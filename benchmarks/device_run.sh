@@ -22,6 +22,8 @@ python3 -c "import torch, pytorch_lightning as pl, lightning_ser.module, lightni
 soundfile; print('torch', torch.__version__, 'lightning', pl.__version__, torch.cuda.get_device_name(0))" \
     | tee -a "$OUT/gpu.txt" || exit 1
 python3 benchmarks/device_batch.py unpack --from .devdata --root "$DATA" || exit 1
+mkdir -p /tmp/results/ablation  # Table I: finished runs are skipped by the sweep
+cp -r benchmarks/results/ablation/backbone-* /tmp/results/ablation/ 2>/dev/null || true
 python3 benchmarks/device_batch.py run --plan "$PLAN" --root "$DATA" \
     --out /tmp/results --slots "$SLOTS" --stop-starting $((DEADLINE - 60)) --deadline "$DEADLINE"
 cd /tmp/results || exit 1
