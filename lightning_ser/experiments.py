@@ -66,6 +66,8 @@ def run_experiment(
     """Fit then test (best checkpoint) one configuration into `run_dir`; return its result.
 
     `args` are LightningCLI arguments without the subcommand (`-c conf.yaml --model.layers 7`).
+    A fit interrupted before (a `last.ckpt` but no result) resumes from its last checkpoint, so
+    a long cv or sweep that spans sessions loses at most the epoch that was running.
     """
     from .lightning_cli import lightning_main
 
@@ -75,7 +77,14 @@ def run_experiment(
     start = time.perf_counter()
     args = [a for a in args if not a.startswith("--test_after_fit")]  # tested below, once
     loggers = ["-c", str(logger_override(run_dir, wandb, group))]
-    fit = lightning_main(["fit", *args, *loggers])
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resumed_at = interrupted_epoch(last)
+    resume = ["--ckpt_path", str(last)] if resumed_at is not None else []
+    if resumed_at is not None:
+        print(f"[experiment] {run_dir}: resuming the interrupted fit after epoch {resumed_at}")
+    elif (run_dir / "metrics.csv").exists():  # a fit that died before its first checkpoint:
+        set_aside(run_dir / "metrics.csv")  # kept, but not mixed with the new fit's rows
+    fit = lightning_main(["fit", *args, *loggers, *resume])
     epochs = fit.trainer.current_epoch
     stage_start = fit.model.stage_start_epoch
     selector = fit.trainer.checkpoint_callback
@@ -95,6 +104,8 @@ def run_experiment(
         "softmax_epochs": stage_start,
         "triplet_epochs": epochs - stage_start,
         "seconds": round(time.perf_counter() - start, 1),
+        # seconds count this process only; a resumed fit says after which epoch it resumed
+        "resumed_after_epoch": resumed_at,
         "metrics": metrics,
         # what chose the checkpoint (on the validation part): comparisons of settings use this
         "selected_by": selector.monitor if selector is not None else None,
@@ -103,6 +114,27 @@ def run_experiment(
     }
     write_json_atomic(result_path, result)
     return result
+
+
+def interrupted_epoch(last: Path) -> int | None:
+    """The last finished epoch of an interrupted fit's `last.ckpt`, or None when there is none
+    (a checkpoint that cannot be read counts as none: the fit starts again)."""
+    if not last.exists():
+        return None
+    try:
+        import torch
+
+        return int(torch.load(last, weights_only=True, map_location="cpu")["epoch"])
+    except Exception:  # noqa: BLE001 - a truncated file from a killed process: start over
+        return None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename `path` to the first free `<stem>.interrupted-<n><suffix>` beside it."""
+    n = 1
+    while (target := path.with_name(f"{path.stem}.interrupted-{n}{path.suffix}")).exists():
+        n += 1
+    return path.rename(target)
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

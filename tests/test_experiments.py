@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -123,3 +124,29 @@ def test_a_tree_without_git_names_the_commit_it_was_copied_from(tmp_path, monkey
     assert git_commit(tmp_path) == "unknown"
     monkeypatch.setenv(COMMIT_ENV, "b888917")
     assert git_commit(tmp_path) == "b888917 (copied tree)"
+
+
+def test_an_interrupted_fold_resumes_from_its_last_checkpoint(cli_args, tmp_path: Path) -> None:
+    from lightning_ser.lightning_cli import lightning_main
+
+    run_dir = tmp_path / "cv" / "fold_0"
+    schedule = [*cli_args, "--model.softmax_epochs", "2", "--model.triplet_epochs", "1"]
+    loggers = ["-c", str(experiments.logger_override(run_dir, False, "cv"))]
+    lightning_main(["fit", *schedule, *loggers, "--trainer.max_epochs", "1"])  # killed after 0
+    assert not (run_dir / experiments.RESULT_FILE).exists()
+
+    result = experiments.run_experiment([*schedule, "--data.fold", "0"], run_dir)
+    assert result["resumed_after_epoch"] == 0 and result["epochs"] == 3
+    with open(run_dir / "metrics.csv") as handle:
+        trained = [r["epoch"] for r in csv.DictReader(handle) if r.get("train/loss")]
+    assert trained == ["0", "1", "2"]  # every epoch once: continued, not started again
+
+
+def test_a_fold_that_died_before_its_first_checkpoint_starts_again(cli_args, tmp_path) -> None:
+    run_dir = tmp_path / "cv" / "fold_0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"truncated")
+    (run_dir / "metrics.csv").write_text("epoch,train/loss\n0,1.0\n")
+    result = experiments.run_experiment([*cli_args, *FAST], run_dir)
+    assert result["resumed_after_epoch"] is None
+    assert (run_dir / "metrics.interrupted-1.csv").read_text() == "epoch,train/loss\n0,1.0\n"
