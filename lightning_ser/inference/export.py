@@ -93,6 +93,17 @@ def export_onnx(model: EmotionModel, path: str | Path, opset_version: int = 17) 
     return atomic_write_via(Path(path), write)
 
 
+#: How the exported graph's input must be normalised, per `data.normalisation` of the training.
+NORMALISATION_NOTES = {
+    "train": "(frames - mean) / std, done inside the exported graph",
+    "speaker": "per speaker: standardise each speaker's frames with that speaker's own mean and "
+    "std before the graph (the model was trained with data.normalisation=speaker; the graph's "
+    "mean and std are 0 and 1)",
+    "utterance": "each utterance standardised with its own frames' mean and std, done inside "
+    "the exported graph (mean and std unused)",
+}
+
+
 def export_metadata(model: EmotionModel) -> dict[str, Any]:
     """Everything besides the graph a non-Python user needs: classes, front end, statistics."""
     return {
@@ -116,16 +127,7 @@ def export_metadata(model: EmotionModel) -> dict[str, Any]:
         "deltas, computed by lightning_ser.data.dsp); not part of the exported graph",
         "mean": model.embedder.feature_mean.cpu().tolist(),
         "std": model.embedder.feature_std.cpu().tolist(),
-        "normalisation": (
-            "per speaker: standardise each speaker's frames with that speaker's own mean and "
-            "std before the graph (the model was trained with data.normalisation=speaker; the "
-            "graph's mean and std are 0 and 1)"
-            if model.hparams.get("feature_normalisation") == "speaker"
-            else "each utterance standardised with its own frames' mean and std, done inside "
-            "the exported graph (mean and std unused)"
-            if model.hparams.get("feature_normalisation") == "utterance"
-            else "(frames - mean) / std, done inside the exported graph"
-        ),
+        "normalisation": NORMALISATION_NOTES[model.hparams.get("feature_normalisation", "train")],
         "crops": crops_note(model.hparams),
         "hparams": {k: v for k, v in model.hparams.items() if not k.startswith("_")},
     }
