@@ -252,6 +252,8 @@ class EmbeddingReport(pl.Callback):
         run_dir = self._run_dir(trainer)  # trainer.log_dir: every rank must ask
         if not trainer.is_global_zero or trainer.fast_dev_run or trainer.datamodule is None:
             return
+        if not getattr(pl_module, "validates", True):  # data.val_size: 0
+            return
         was_training = pl_module.training
         pl_module.refresh_class_embeddings()
         pl_module.eval()

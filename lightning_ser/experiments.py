@@ -108,7 +108,8 @@ def run_experiment(
         "resumed_after_epoch": resumed_at,
         "metrics": metrics,
         # what chose the checkpoint (on the validation part): comparisons of settings use this
-        "selected_by": selector.monitor if selector is not None else None,
+        # (`data.val_size: 0`: no validation part, the last epoch is the model)
+        "selected_by": (selector.monitor or "last epoch") if selector is not None else None,
         "val_best": float(val_best) if val_best is not None else None,
         **provenance(["experiment", str(run_dir), *args]),
     }

@@ -80,6 +80,9 @@ class SERCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
+        data = config.data.init_args if "init_args" in config.data else config.data
+        if data.get("val_size") == 0 and self.subcommand == "validate":
+            raise SystemExit("validate: data.val_size=0 leaves no validation part to validate")
         if self.subcommand:
             self._place_run(config)
         if trainer.get("precision") is None:
@@ -90,6 +93,14 @@ class SERCLI(LightningCLI):
                 "cuda",
             )
             trainer.precision = "16-mixed" if gpu else "32-true"
+        if data.get("val_size") == 0:
+            without_validation(trainer)  # test / predict: the checkpoint's callbacks, quietly
+            if self.subcommand == "fit":
+                print(
+                    "[fit] data.val_size=0: no validation part; the whole training part trains, "
+                    "the last epoch is the model (best.ckpt), and early stopping is off",
+                    flush=True,
+                )
         if self.subcommand != "fit":
             loggers = trainer.get("logger")
             for logger in loggers if isinstance(loggers, list) else [loggers]:
@@ -216,6 +227,20 @@ class SERCLI(LightningCLI):
         report = Path(self.trainer.log_dir or ".") / "report" / "report.md"
         if report.exists():
             print(f"[test] report: {report}", flush=True)
+
+
+def without_validation(trainer: Any) -> None:
+    """Train on the whole training part (`data.val_size: 0`, scikit-learn's `refit`): no
+    validation loop, and the checkpoints that a validation metric would select (`best.ckpt`)
+    hold the last epoch instead. The schedule must have been fixed on validation beforehand;
+    early stopping, which needs validations, does nothing."""
+    trainer.limit_val_batches = 0
+    for callback in trainer.get("callbacks") or []:
+        args = callback.get("init_args") if hasattr(callback, "get") else None
+        if str(callback.get("class_path", "")).endswith("ModelCheckpoint") and args is not None:
+            if args.get("monitor"):
+                args.monitor = None
+                args.save_on_train_epoch_end = True
 
 
 def _drop_tips(record: logging.LogRecord) -> bool:

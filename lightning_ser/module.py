@@ -236,6 +236,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         else:
             self.trainer.should_stop = True
             then = "training stops"
+            if not self.validates:  # no validation refreshed them: the last checkpoint's must be
+                self.refresh_class_embeddings()
         rank_zero_info(
             f"[fit] epoch {self.current_epoch}: the {ended} stage ends ({reason}); {then}"
         )
@@ -276,6 +278,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if not any(issubclass(t, StageEarlyStopping) for t in have):
             callbacks.append(StageEarlyStopping(monitor=self.hparams.monitor))
         averaging = any(issubclass(t, WeightAveraging) for t in have)
+        if self.hparams.ema_decay > 0 and not self.validates:
+            raise ValueError("model.ema_decay needs a validation part (data.val_size > 0)")
         if self.hparams.ema_decay > 0 and self.trainer.state.fn == "fit" and not averaging:
             callbacks.append(ExponentialWeightAveraging(self.hparams.ema_decay))
         if self.trainer.loggers and LearningRateMonitor not in have:
@@ -292,6 +296,12 @@ class EmotionEmbeddingModule(pl.LightningModule):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 config.scheduler.step()
+
+    @property
+    def validates(self) -> bool:
+        """Whether the data has a validation part (`data.val_size: 0` has none)."""
+        split_args = getattr(getattr(self.trainer, "datamodule", None), "split_args", {})
+        return split_args.get("val_size", 0.1) > 0
 
     def on_train_start(self) -> None:
         self.check_split()  # resuming a checkpoint of another split is refused, too

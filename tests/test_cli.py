@@ -229,3 +229,29 @@ def test_weight_averaging_validates_and_keeps_the_average(run, tmp_path: Path) -
     again = float(validated.trainer.callback_metrics["val/least_angle/wa"])
     assert again == pytest.approx(logged[best["epoch"]], abs=1e-6)
     assert cli.model.hparams.ema_decay == 0.9
+
+
+def test_without_a_validation_part_the_last_epoch_is_the_model(run, tmp_path: Path) -> None:
+    cli = run("fit", "--data.val_size", "0")
+    run_dir = tmp_path / "runs" / "ravdess" / "holdout" / "version_0"
+    assert cli.datamodule.split.val == []
+    assert cli.trainer.current_epoch == 4  # both stages to their caps
+    assert not any(r.get("val/least_angle/wa") for r in metrics_rows(run_dir))
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == 3  # the last epoch, not one a validation chose
+    # its class embeddings are those of its own weights over the whole training part
+    stored = best["state_dict"]["embedder.class_embeddings"]
+    cli.model.refresh_class_embeddings()
+    assert torch.allclose(cli.model.class_embeddings.cpu(), stored, atol=1e-6)
+
+    tested = run("test", "--data.val_size", "0", "--ckpt_path", "best")
+    assert 0.0 <= float(tested.trainer.callback_metrics["test/least_angle/wa"]) <= 1.0
+
+
+def test_without_a_validation_part_validate_and_weight_averaging_are_refused(
+    run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit, match="no validation part"):
+        run("validate", "--data.val_size", "0", "--ckpt_path", "best")
+    with pytest.raises(ValueError, match=r"model\.ema_decay needs a validation part"):
+        run("fit", "--data.val_size", "0", "--model.ema_decay", "0.9")

@@ -155,6 +155,15 @@ def test_bad_settings_are_named(kwargs, setting):
         make_split(LABELS, GROUPS, **kwargs)
 
 
+@pytest.mark.parametrize("protocol", ["holdout", "kfold", "speaker_folds"])
+def test_no_validation_part_leaves_the_whole_training_part_training(protocol):
+    carved, whole = split(protocol, fold=1 if protocol != "holdout" else 0), None
+    whole = split(protocol, fold=carved.fold, val_size=0)
+    assert whole.val == []
+    assert whole.test == carved.test  # the test part does not move
+    assert sorted(whole.train) == sorted(carved.train + carved.val)
+
+
 def test_a_single_training_speaker_cannot_give_a_speaker_disjoint_validation():
     two = [g for g in GROUPS if g in ("actor01", "actor02")]
     labels = LABELS[: len(two)]

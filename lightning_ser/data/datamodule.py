@@ -57,7 +57,8 @@ class EmotionDataModule(pl.LightningDataModule):
             RAVDESS folds [[1, 11, 20, 21], [4, 10, 12, 14], ...] (numbers or speaker names).
         n_folds: folds of kfold / speaker_kfold (the paper: 10).
         test_size: test fraction of the holdout protocols (the paper: 0.3).
-        val_size: fraction of the training part held out for early stopping.
+        val_size: fraction of the training part held out for early stopping and the choice of
+            checkpoint; 0: none, the whole training part trains and the last epoch is the model.
         group_by: utterance field that defines a speaker group: "speaker", or a metadata key
             such as "session" (IEMOCAP leave-one-session-out).
         seed: seed of the split.

@@ -168,7 +168,9 @@ def make_split(
         fold: which fold for kfold / speaker_kfold / loso (0-based).
         n_folds: folds for kfold and speaker_kfold (the paper: 10).
         test_size: test fraction for holdout and speaker_holdout (the paper: 0.3).
-        val_size: fraction of the training part used for validation (early stopping).
+        val_size: fraction of the training part used for validation (early stopping and the
+            choice of checkpoint); 0 keeps no validation part: the whole training part trains
+            a schedule fixed beforehand on validation (scikit-learn's `refit`).
         seed: makes every split deterministic.
         speaker_folds: the speakers of each fold for the speaker_folds protocol (test part of
             fold k = the utterances of fold k's speakers; speakers in no fold always train).
@@ -177,8 +179,8 @@ def make_split(
         raise ValueError(f"data.split: unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
     if not 0 < test_size < 1:
         raise ValueError(f"data.test_size must be in (0, 1), got {test_size}")
-    if not 0 < val_size < 1:
-        raise ValueError(f"data.val_size must be in (0, 1), got {val_size}")
+    if not 0 <= val_size < 1:
+        raise ValueError(f"data.val_size must be in [0, 1), got {val_size}")
     y, g = np.asarray(labels), np.asarray(groups)
     index = np.arange(len(y))
     if protocol == "speaker_folds" and not speaker_folds:
@@ -215,6 +217,8 @@ def make_split(
         train = np.setdiff1d(index, test)
     else:  # loso: folds follow the sorted group names, so fold k always holds out the same one
         train, test = list(LeaveOneGroupOut().split(index, y, g))[fold]
+    if val_size == 0:
+        return Split(protocol, fold, folds, seed, sorted(train.tolist()), [], sorted(test.tolist()))
     by_group = protocol in SPEAKER_INDEPENDENT
     try:
         train, val = _carve_validation(train, y, g, by_group, val_size, seed)
