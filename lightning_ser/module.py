@@ -236,8 +236,6 @@ class EmotionEmbeddingModule(pl.LightningModule):
         else:
             self.trainer.should_stop = True
             then = "training stops"
-            if not self.validates:  # no validation refreshed them: the last checkpoint's must be
-                self.refresh_class_embeddings()
         rank_zero_info(
             f"[fit] epoch {self.current_epoch}: the {ended} stage ends ({reason}); {then}"
         )
@@ -316,6 +314,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self.epochs_in_stage + 1 >= self.stage_cap():
             self.end_stage()
+        last = self.trainer.should_stop or self.current_epoch + 1 == self.trainer.max_epochs
+        if last and not self.validates:  # no validation refreshed them for the last checkpoint
+            self.refresh_class_embeddings()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["stage"] = {"name": self.stage, "start_epoch": self.stage_start_epoch}
