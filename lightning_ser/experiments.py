@@ -421,7 +421,8 @@ def beside_the_paper(rows: list[dict[str, Any]]) -> list[str]:
         done = [r for r in rows if r.get("model.backbone") == family]
         at_x = [r for r in done if r.get("model.layers") == paper_x]
         same = format_percent(at_x[0]["least_angle/wa"]) if at_x else "not run yet"
-        best = max(done, key=lambda r: r.get("val_best") or 0.0) if done else None
+        validated = [r for r in done if r.get("val_best") is not None]  # none: data.val_size 0
+        best = max(validated, key=lambda r: r["val_best"]) if validated else None
         chosen = f"{best['model.layers']} ({format_percent(best['val_best'])})" if best else "none"
         tested = format_percent(best["least_angle/wa"]) if best else ""
         name = family.upper().replace("RESNET", "ResNet")

@@ -59,6 +59,17 @@ def cli_args(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -
     return ["-c", str(CONF), "--data.root", str(tiny_ravdess), "--data.cache_dir", str(cache_dir)]
 
 
+def test_table_i_chooses_x_on_validation_and_never_without_it() -> None:
+    def run(layers: int, val_best: float | None, wa: float) -> dict:
+        return {"model.backbone": "fc", "model.layers": layers, "val_best": val_best,
+                "least_angle/wa": wa}  # fmt: skip
+
+    validated = experiments.beside_the_paper([run(6, 0.30, 0.40), run(7, 0.35, 0.20)])
+    assert "| FC | 7 | 47.22% | 20.00% | 7 (35.00%) | 20.00% | 2 |" in validated  # not 40%
+    unvalidated = experiments.beside_the_paper([run(6, None, 0.40), run(7, None, 0.20)])
+    assert "| FC | 7 | 47.22% | 20.00% | none |  | 2 |" in unvalidated  # data.val_size 0
+
+
 def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "cv"
     common = [*cli_args, *FAST, "--data.split", "speaker_kfold", "--data.n_folds", "3"]
