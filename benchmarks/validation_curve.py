@@ -1,0 +1,68 @@
+"""The validation curve of a cv, averaged over its folds epoch by epoch (validation parts only).
+
+A fold's checkpoint is its best of many validations; on small validation parts that maximum is
+biased upwards by noise. The mean curve over folds shows where the schedule really peaks and
+how far its end is from that peak, which is what choosing a fixed epoch count needs:
+
+    python benchmarks/validation_curve.py runs/cv-kfold-long-init [--metric val/least_angle/wa]
+
+Reads each finished fold's `metrics.csv` (folds with a `result.json`); prints the mean of each
+fold's own best, the mean curve's peak and last epoch, and the curve every `--every` epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+
+def fold_curves(cv_dir: Path, metric: str) -> dict[str, dict[int, float]]:
+    """Per finished fold: epoch -> the metric at that epoch's validation."""
+    curves = {}
+    for result in sorted(cv_dir.glob("fold_*/result.json")):
+        with open(result.parent / "metrics.csv") as f:
+            rows = [r for r in csv.DictReader(f) if r.get(metric)]
+        curves[result.parent.name] = {int(r["epoch"]): float(r[metric]) for r in rows}
+    return curves
+
+
+def mean_curve(curves: dict[str, dict[int, float]]) -> dict[int, float]:
+    """Epoch -> mean over folds, for the epochs every fold validated."""
+    values: dict[int, list[float]] = defaultdict(list)
+    for curve in curves.values():
+        for epoch, value in curve.items():
+            values[epoch].append(value)
+    return {e: sum(v) / len(v) for e, v in sorted(values.items()) if len(v) == len(curves)}
+
+
+def describe(curves: dict[str, dict[int, float]], every: int = 20) -> str:
+    """The summary lines this script prints (percentages)."""
+    if not curves:
+        return "no finished folds (fold_*/result.json)"
+    mean = mean_curve(curves)
+    best_each = sum(max(c.values()) for c in curves.values()) / len(curves)
+    peak, last = max(mean, key=mean.__getitem__), max(mean)
+    lines = [
+        f"{len(curves)} folds ({', '.join(curves)}): mean of each fold's best "
+        f"{100 * best_each:.2f}%; mean curve peaks at epoch {peak} ({100 * mean[peak]:.2f}%), "
+        f"last epoch {last}: {100 * mean[last]:.2f}%",
+        " | ".join(
+            f"{e}: {100 * v:.1f}" for e, v in mean.items() if (e + 1) % every == 0 or e == last
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("cv_dir", type=Path, help="a `lightning-ser cv` output folder")
+    parser.add_argument("--metric", default="val/least_angle/wa")
+    parser.add_argument("--every", type=int, default=20, help="print the curve every N epochs")
+    args = parser.parse_args()
+    print(describe(fold_curves(args.cv_dir, args.metric), args.every))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""benchmarks/validation_curve.py: the mean validation curve of a cv, from its folds' metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "validation_curve.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("validation_curve", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_fold(cv_dir: Path, name: str, curve: dict[int, float], finished: bool = True) -> None:
+    fold = cv_dir / name
+    fold.mkdir(parents=True)
+    rows = ["epoch,train/loss,val/least_angle/wa"]
+    for epoch, value in curve.items():
+        rows += [f"{epoch},1.0,", f"{epoch},,{value}"]  # a training row, then a validation row
+    (fold / "metrics.csv").write_text("\n".join(rows) + "\n")
+    if finished:
+        (fold / "result.json").write_text("{}")
+
+
+def test_the_mean_curve_shows_the_noise_of_each_folds_best(tmp_path: Path) -> None:
+    curve = load_script()
+    write_fold(tmp_path, "fold_0", {4: 0.5, 9: 0.9, 14: 0.7})  # a lucky peak at epoch 9
+    write_fold(tmp_path, "fold_1", {4: 0.5, 9: 0.5, 14: 0.7})
+    write_fold(tmp_path, "fold_2", {4: 0.1}, finished=False)  # still training: left out
+    curves = curve.fold_curves(tmp_path, "val/least_angle/wa")
+    assert list(curves) == ["fold_0", "fold_1"]
+    assert curve.mean_curve(curves) == {4: 0.5, 9: 0.7, 14: 0.7}
+    text = curve.describe(curves, every=5)
+    assert "mean of each fold's best 80.00%" in text  # (0.9 + 0.7) / 2, above every mean epoch
+    assert "peaks at epoch 9 (70.00%), last epoch 14: 70.00%" in text
+    assert curve.describe({}) == "no finished folds (fold_*/result.json)"
