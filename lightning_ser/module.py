@@ -298,8 +298,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
     @property
     def validates(self) -> bool:
         """Whether the data has a validation part (`data.val_size: 0` has none)."""
-        split_args = getattr(getattr(self.trainer, "datamodule", None), "split_args", {})
-        return split_args.get("val_size", 0.1) > 0
+        return getattr(getattr(self.trainer, "datamodule", None), "has_validation", True)
 
     def on_train_start(self) -> None:
         self.check_split()  # resuming a checkpoint of another split is refused, too

@@ -157,8 +157,8 @@ def test_bad_settings_are_named(kwargs, setting):
 
 @pytest.mark.parametrize("protocol", ["holdout", "kfold", "speaker_folds"])
 def test_no_validation_part_leaves_the_whole_training_part_training(protocol):
-    carved, whole = split(protocol, fold=1 if protocol != "holdout" else 0), None
-    whole = split(protocol, fold=carved.fold, val_size=0)
+    fold = 0 if protocol == "holdout" else 1
+    carved, whole = split(protocol, fold=fold), split(protocol, fold=fold, val_size=0)
     assert whole.val == []
     assert whole.test == carved.test  # the test part does not move
     assert sorted(whole.train) == sorted(carved.train + carved.val)

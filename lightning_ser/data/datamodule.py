@@ -295,6 +295,11 @@ class EmotionDataModule(pl.LightningDataModule):
         )
 
     @property
+    def has_validation(self) -> bool:
+        """Whether a validation part is carved out (`val_size: 0` trains on all of training)."""
+        return self.split_args["val_size"] > 0
+
+    @property
     def transductive(self) -> bool:
         """True when test utterances shaped the features the model sees: per-speaker statistics
         of a test speaker come from that speaker's own (unlabelled) test audio."""
