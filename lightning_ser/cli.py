@@ -54,13 +54,22 @@ def main(args: list[str] | None = None) -> int:
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
+#: How jsonargparse begins the error of a `class_path` setting (model, data) whose class refused
+#: its arguments; the class's own message is one of the "- " lines that follow.
+UNION_ERROR = "Does not validate against any of the Union subtypes"
+
+
 def one_line(err: BaseException) -> str:
     """The first line of an error's message (its type when it has none), without torch's advice
-    to load checkpoints with weights_only=False."""
+    to load checkpoints with weights_only=False. For a model or data setting that its class
+    refused, the class's own message (jsonargparse puts it under a generic first line)."""
     while err.__cause__ is not None and not str(err).strip():
         err = err.__cause__
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     text = lines[0] if lines else type(err).__name__
+    if text.startswith(UNION_ERROR):
+        reasons = [line[2:] for line in lines if line.startswith("- ") and "NoneType" not in line]
+        text = reasons[0] if reasons else text
     return text.split("weights_only=False")[0].rstrip(" ,;:(") if "weights_only" in text else text
 
 

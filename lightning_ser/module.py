@@ -36,6 +36,25 @@ Stage = Literal["softmax", "triplet"]
 STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
 LrDecay = Literal["linear", "cosine"]
 CentreInit = Literal["random", "class_embeddings"]
+
+
+def require_cpp_compiler() -> None:
+    """Refuse `compile` at construction, in one line, where TorchInductor finds no C++ compiler.
+
+    Without one, torch.compile would fail only at the first training step, deep in a traceback.
+    The search is TorchInductor's own (its `cxx` setting: the CXX variable, then g++).
+    """
+    from torch._inductor import cpp_builder, exc
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        raise ValueError(
+            "model.compile: true needs a C++ compiler on PATH (g++, or one named by CXX): "
+            "install one or pass --model.compile false"
+        ) from None
+
+
 #: Examples of a batch on which the softmax stage computes (and logs) the metric loss.
 LOGGED_METRIC_SUBSET = 128
 
@@ -176,6 +195,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_names = class_names
         self.embedder = Embedder(**config_from_hparams(self.hparams))
         if compile:
+            require_cpp_compiler()
             self.embedder.net.compile(dynamic=True)  # varying batch sizes and lengths
         self.metric_loss = build_metric_loss(
             metric_loss, num_classes, embedding_dim, margin, miner, angular_margin, angular_scale

@@ -123,7 +123,8 @@ def test_dockerfile_user_entrypoint_volumes_environment(dockerfile: list) -> Non
     env = " ".join(args_of(dockerfile, "ENV"))
     for variable in ("XDG_CACHE_HOME=/cache", "WANDB_MODE=offline", "WANDB_DIR=/runs"):
         assert variable in env, variable
-    assert "libsndfile1" in " ".join(args_of(dockerfile, "RUN"))
+    packages = " ".join(args_of(dockerfile, "RUN"))
+    assert "libsndfile1" in packages and "g++" in packages  # g++: the recipe's torch.compile
     assert any("ln -s /runs" in run for run in args_of(dockerfile, "RUN"))  # runs/ -> /runs
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from lightning_ser.augment import SpecMasking, mixup
+from lightning_ser.cli import main
 from lightning_ser.data.batching import gather_windows
 from lightning_ser.losses import AngularMarginObjective, build_metric_loss
 from lightning_ser.models import EmbeddingNet
 from lightning_ser.models.pooling import AttentiveStatsPooling, build_pooling
 from lightning_ser.models.tim import TIMBackbone, reverse_valid
 from lightning_ser.module import EmotionEmbeddingModule
+
+TINY = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
 def test_reverse_valid_keeps_padding_at_the_end() -> None:
@@ -246,6 +250,36 @@ def test_compiled_network_computes_what_the_eager_one_does() -> None:
     with torch.no_grad():
         for a, b in zip(eager(x, lengths), compiled(x, lengths), strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_compile_without_a_cpp_compiler_is_refused_in_one_line(
+    monkeypatch, capsys, tmp_path, tiny_ravdess, cache_dir
+) -> None:
+    from torch._inductor import config, cpp_builder
+
+    monkeypatch.setattr(config.cpp, "cxx", ("no-such-compiler-here",))
+    monkeypatch.chdir(tmp_path)
+    cpp_builder.cpp_compiler_search.cache_clear()  # TorchInductor caches the compiler it found
+    try:
+        with pytest.raises(ValueError, match=r"model.compile: true needs a C\+\+ compiler"):
+            EmotionEmbeddingModule(num_classes=3, compile=True)
+        args = [
+            "-c",
+            str(TINY),
+            "--data.root",
+            str(tiny_ravdess),
+            "--data.cache_dir",
+            str(cache_dir),
+        ]
+        assert main(["fit", *args, "--model.compile", "true"]) == 1
+        error = capsys.readouterr().err.strip().splitlines()
+        assert error == [
+            "lightning-ser: error: model.compile: true needs a C++ compiler on PATH (g++, or one"
+            " named by CXX): install one or pass --model.compile false (--debug shows where)"
+        ]
+        assert not list(tmp_path.rglob("*.ckpt"))
+    finally:
+        cpp_builder.cpp_compiler_search.cache_clear()
 
 
 @pytest.mark.parametrize("name", ["arcface", "subcenter_arcface"])

@@ -113,6 +113,11 @@ def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> No
         (["--data.split", "speaker_kfold", "--data.n_folds", "10"], None, "data.n_folds=10"),
         (["--data.split", "kfold", "--data.fold", "12"], None, "data.fold=12"),
         (["--ckpt_path", "missing.ckpt"], None, "missing.ckpt"),
+        (
+            ["--model.mixup_alpha", "-1"],
+            None,
+            "lightning-ser: error: model.mixup_alpha must be >= 0",
+        ),
     ],
 )
 def test_mistakes_end_in_one_line(cli, capsys, args, root, expected) -> None:
