@@ -101,6 +101,8 @@ class SERCLI(LightningCLI):
                     "the last epoch is the model (best.ckpt), and early stopping is off",
                     flush=True,
                 )
+        if self.subcommand == "fit":
+            say_if_the_trainer_cuts_the_stages(trainer, config.model)
         if self.subcommand != "fit":
             loggers = trainer.get("logger")
             for logger in loggers if isinstance(loggers, list) else [loggers]:
@@ -266,4 +268,23 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+    )
+
+
+def say_if_the_trainer_cuts_the_stages(trainer: Any, model: Any) -> None:
+    """One line when `trainer.max_epochs` ends training before the two stages' epoch caps (a
+    longer schedule given on the command line under the config's safety cap would otherwise be
+    cut short without a word; a deliberately short run just gets the line)."""
+    options = model.get("init_args", model)
+    max_epochs, softmax, metric = (
+        trainer.get("max_epochs"),
+        options.get("softmax_epochs"),
+        options.get("triplet_epochs"),
+    )
+    if None in (max_epochs, softmax, metric) or max_epochs < 0 or max_epochs >= softmax + metric:
+        return
+    print(
+        f"[fit] trainer.max_epochs={max_epochs} ends training before the stages' caps "
+        f"({softmax} softmax + {metric} metric epochs): raise it to run the whole schedule",
+        flush=True,
     )

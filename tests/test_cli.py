@@ -258,3 +258,15 @@ def test_without_a_validation_part_validate_and_weight_averaging_are_refused(
         run("validate", "--data.val_size", "0", "--ckpt_path", "best")
     with pytest.raises(ValueError, match=r"model\.ema_decay needs a validation part"):
         run("fit", "--data.val_size", "0", "--model.ema_decay", "0.9")
+
+
+def test_a_trainer_cap_below_the_stages_is_said_at_the_start(run, capsys) -> None:
+    """A 500-epoch schedule asked for under the config's cap of 400 must not be cut silently."""
+    run("fit", "--trainer.max_epochs", "1")
+    said = capsys.readouterr().out
+    assert (
+        "[fit] trainer.max_epochs=1 ends training before the stages' caps (2 softmax + 2 metric"
+        in said
+    )
+    run("fit", "--trainer.max_epochs", "4")
+    assert "ends training before the stages' caps" not in capsys.readouterr().out
