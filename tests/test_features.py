@@ -15,6 +15,7 @@ import scipy.fftpack
 import soundfile as sf
 import torch
 
+from lightning_ser.data import dsp
 from lightning_ser.data.features import AudioError, FeatureConfig, FeatureExtractor, read_audio
 
 RATE = 16000
@@ -259,6 +260,7 @@ def test_a_quiet_but_not_silent_file_is_fine(tone_writer, tmp_path):
         ("f_min", 9000.0),
         ("trim_top_db", 0.0),
         ("speed", 0.0),
+        ("fixed_seconds", 0.01),
     ],
 )
 def test_bad_config_names_the_setting(setting, value):
@@ -291,13 +293,20 @@ def test_key_is_stable_and_changes_with_every_setting():
         replace(base, trim_top_db=40.0),
         replace(base, silence_floor_db=-60.0),
         replace(base, speed=0.9),
+        replace(base, fixed_seconds=4.99),
     ]
     keys = {c.key() for c in changed}
     assert len(keys) == len(changed) and base.key() not in keys
 
 
-def test_speed_one_keeps_the_key_caches_had_before_speed_existed():
-    fields = {k: v for k, v in asdict(FeatureConfig()).items() if k != "speed"}
+FIRST_SETTINGS = {  # the front end's settings when the first caches were built
+    "sample_rate", "kind", "n_mfcc", "n_mels", "win_ms", "hop_ms", "n_fft", "f_min", "f_max",
+    "deltas", "delta_window", "trim", "trim_top_db", "silence_floor_db",
+}  # fmt: skip
+
+
+def test_later_settings_at_their_defaults_keep_the_keys_of_older_caches():
+    fields = {k: v for k, v in asdict(FeatureConfig()).items() if k in FIRST_SETTINGS}
     before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     assert FeatureConfig().key() == before
 
@@ -313,3 +322,24 @@ def test_speed_perturbation_stretches_time_and_shifts_pitch():
     assert [len(frames[s]) for s in (0.9, 1.0, 1.1)] == [223, 201, 182]  # 2 s / speed at 100 Hz
     peak = {s: int(f[10:-10].mean(0).argmax()) for s, f in frames.items()}
     assert peak[0.9] < peak[1.0] < peak[1.1]
+
+
+def test_centre_fit_pads_and_cuts_around_the_centre_as_timnet_does():
+    wave = torch.arange(1.0, 6.0)  # 5 samples
+    assert dsp.centre_fit(wave, 8).tolist() == [0, 1, 2, 3, 4, 5, 0, 0]  # odd padding at the end
+    assert dsp.centre_fit(wave, 3).tolist() == [2, 3, 4]
+    assert dsp.centre_fit(wave, 5).tolist() == wave.tolist()
+
+
+def test_fixed_seconds_gives_every_utterance_the_same_frames():
+    config = FeatureConfig(trim=False, fixed_seconds=1.0)
+    extractor = FeatureExtractor(config)
+    short, long = torch.randn(8000) * 0.1, torch.randn(40000) * 0.1  # 0.5 s and 2.5 s
+    frames = {len(extractor.from_waveform(w, 16000)) for w in (short, long)}
+    assert frames == {1 + 16000 // config.hop_length}
+    # the short one sits in the middle: its central frames are those of the clip itself
+    padded = extractor.from_waveform(short, 16000)[:, :13]
+    alone = FeatureExtractor(FeatureConfig(trim=False)).from_waveform(
+        torch.nn.functional.pad(short, (4000, 4000)), 16000
+    )[:, :13]
+    torch.testing.assert_close(padded, alone)

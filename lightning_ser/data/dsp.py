@@ -154,3 +154,16 @@ def frame_power(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     blocks = wave[: (n - 1) * hop + frame].reshape(-1, block)
     sums = torch.linalg.vector_norm(blocks, dim=1).square()  # no squared copy of the wave
     return sums.unfold(0, frame // block, hop // block).sum(1) / frame
+
+
+def centre_fit(wave: torch.Tensor, length: int) -> torch.Tensor:
+    """`wave` zero-padded or cut to `length` samples around its centre, as TIM-Net's feature
+    extraction does (Ye et al. 2023, `extract_feature.py`: the odd sample of padding goes to the
+    end, a cut drops the same number of samples from the start as it keeps after the end, give
+    or take one). Written here because librosa's `fix_length` pads or cuts at the end only."""
+    excess = wave.numel() - length
+    if excess >= 0:
+        start = excess // 2
+        return wave[start : start + length]
+    before = -excess // 2
+    return torch.nn.functional.pad(wave, (before, -excess - before))

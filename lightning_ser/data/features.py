@@ -29,6 +29,11 @@ class AudioError(ValueError):
         self.reason = reason
 
 
+#: Settings added after the first feature caches were built, with the defaults that leave the
+#: features as they were: at those defaults they stay out of the cache key.
+LATER_SETTINGS: dict[str, object] = {"speed": 1.0, "fixed_seconds": None}
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Every parameter of the feature front end; its hash keys the feature cache.
@@ -52,6 +57,10 @@ class FeatureConfig:
             waveform is resampled by 1/speed, so tempo and pitch change together; 0.9 is 11%
             longer). 1.0, the default, leaves the audio as it is. The data module's
             `speed_perturbation` builds extra training copies this way.
+        fixed_seconds: None (the paper) keeps each utterance's own length; a number of seconds
+            zero-pads or cuts every waveform around its centre to that length before analysis,
+            as TIM-Net does (4.99 s on RAVDESS, untrimmed): the network then sees silence and
+            padding as ordinary frames, and every utterance has the same number of frames.
     """
 
     sample_rate: int = 16000
@@ -69,6 +78,7 @@ class FeatureConfig:
     trim_top_db: float = 60.0
     silence_floor_db: float = -70.0
     speed: float = 1.0
+    fixed_seconds: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -97,6 +107,8 @@ class FeatureConfig:
             problems.append(f"n_fft={self.n_fft} (needs >= window of {self.win_length} samples)")
         if not 0.5 <= self.speed <= 2.0:
             problems.append(f"speed={self.speed} (0.5 .. 2.0)")
+        if self.fixed_seconds is not None and self.fixed_seconds * self.sample_rate < self.n_fft:
+            problems.append(f"fixed_seconds={self.fixed_seconds} (None, or at least one FFT)")
         if problems:
             raise ValueError("bad feature setting: " + "; ".join(problems))
 
@@ -119,11 +131,13 @@ class FeatureConfig:
     def key(self) -> str:
         """A stable hash of the configuration (part of the cache key).
 
-        `speed` enters only when it is not 1.0, so caches built before it existed stay valid.
+        Settings added after the first caches (`LATER_SETTINGS`) enter only when they differ
+        from their defaults, so caches built before they existed stay valid.
         """
         fields = asdict(self)
-        if fields["speed"] == 1.0:
-            del fields["speed"]
+        for name, default in LATER_SETTINGS.items():
+            if fields[name] == default:
+                del fields[name]
         text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -230,6 +244,8 @@ class FeatureExtractor:
         wave = self.resample(wave, rate)
         if c.speed != 1.0:  # played at `speed`: as if recorded at speed x the rate
             wave = dsp.resample(wave, round(c.sample_rate * c.speed), c.sample_rate)
+        if c.fixed_seconds is not None:
+            wave = dsp.centre_fit(wave, round(c.fixed_seconds * c.sample_rate))
         if wave.numel() <= c.n_fft // 2:  # the STFT's reflect padding needs more: pad with zeros
             wave = torch.nn.functional.pad(wave, (0, c.n_fft // 2 + 1 - wave.numel()))
         with torch.no_grad():
