@@ -23,8 +23,8 @@ from lightning_ser.lightning_cli import lightning_main
 from lightning_ser.provenance import git_commit, machine
 
 ROOT = Path(__file__).parents[1]
-#: Untimed steps first: a compiled network (the recipe's `model.compile`) traces on its first
-#: call and again when the second call's shapes make them dynamic.
+#: Untimed steps first: a compiled network (the recipe's `model.compile`) compiles its graphs on
+#: the first calls of each mode (training, then evaluation without gradients).
 WARMUP_STEPS = 3
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = ("conf/ravdess.yaml", "conf/ravdess_paper.yaml")

@@ -67,8 +67,11 @@ def one_line(err: BaseException) -> str:
         err = err.__cause__
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     text = lines[0] if lines else type(err).__name__
-    if text.startswith(UNION_ERROR):
-        reasons = [line[2:] for line in lines if line.startswith("- ") and "NoneType" not in line]
+    if text.startswith(UNION_ERROR):  # nested settings (data.features.*) nest the same way
+        skip = (UNION_ERROR, "Expected a <class 'NoneType'>")
+        reasons = [
+            line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(skip)
+        ]
         text = reasons[0] if reasons else text
     return text.split("weights_only=False")[0].rstrip(" ,;:(") if "weights_only" in text else text
 

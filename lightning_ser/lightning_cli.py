@@ -281,6 +281,8 @@ def say_if_the_trainer_cuts_the_stages(trainer: Any, model: Any) -> None:
         options.get("softmax_epochs"),
         options.get("triplet_epochs"),
     )
+    if max_epochs is None and trainer.get("max_steps") in (None, -1):
+        max_epochs = 1000  # Lightning's own cap when neither is set
     if None in (max_epochs, softmax, metric) or max_epochs < 0 or max_epochs >= softmax + metric:
         return
     print(

@@ -35,6 +35,9 @@ class TripletObjective(torch.nn.Module):
     (Eq. 2-3); pytorch-metric-learning's TripletMarginLoss with CosineSimilarity is exactly that.
     """
 
+    #: No class centres: `model.centre_init` has nothing to place.
+    has_centres = False
+
     def __init__(self, margin: float = 0.2, miner: MinerName = "semihard") -> None:
         super().__init__()
         self.miner = build_miner(miner, margin)
@@ -56,6 +59,9 @@ class AngularMarginObjective(torch.nn.Module):
     loss (trained with the network); classification still uses the class embeddings (the mean
     training embeddings), as in the paper.
     """
+
+    #: Learned class centres, which `set_centres` can place.
+    has_centres = True
 
     def __init__(
         self,

@@ -42,16 +42,19 @@ def require_cpp_compiler() -> None:
     """Refuse `compile` at construction, in one line, where TorchInductor finds no C++ compiler.
 
     Without one, torch.compile would fail only at the first training step, deep in a traceback.
-    The search is TorchInductor's own (its `cxx` setting: the CXX variable, then g++).
+    The search is TorchInductor's own (its `cxx` setting: the CXX variable, then g++ on Linux,
+    clang++ on macOS, cl on Windows); a torch without that search is not checked here.
     """
-    from torch._inductor import cpp_builder, exc
-
+    try:
+        from torch._inductor import cpp_builder, exc
+    except ImportError:
+        return
     try:
         cpp_builder.get_cpp_compiler()
-    except exc.InvalidCxxCompiler:
+    except (exc.InvalidCxxCompiler, RuntimeError, OSError):
         raise ValueError(
-            "model.compile: true needs a C++ compiler on PATH (g++, or one named by CXX): "
-            "install one or pass --model.compile false"
+            "model.compile: true needs a C++ compiler on PATH (g++ or clang++, or one named by "
+            "CXX): install one or pass --model.compile false"
         ) from None
 
 
@@ -101,7 +104,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
             begins: "random" (pytorch-metric-learning's initialisation) or "class_embeddings"
             (the least-angle classifier's class embeddings of that moment, the mean training
             embedding of each emotion): the loss then sharpens the angles the network already
-            has instead of first pulling the embeddings towards random directions.
+            has instead of first pulling the embeddings towards random directions. The triplet
+            loss has no class centres, so with it the setting does nothing (said at the switch;
+            a sweep over metric_loss can keep the recipe's value).
         label_smoothing: label smoothing of the cross-entropy (0: none, the paper).
         time_masks: SpecAugment time masks per training example (0: none, the paper).
         time_mask_frames: the longest time mask, in frames.
@@ -115,7 +120,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
             validates, checkpoints and tests an exponential moving average of the weights
             (`callbacks.ExponentialWeightAveraging`), which smooths the epoch-to-epoch swings
             of a small corpus at a high learning rate.
-        compile: compile the network with `torch.compile` (TorchInductor; needs a C compiler):
+        compile: compile the network with `torch.compile` (TorchInductor; needs a C++ compiler):
             the first training and evaluation steps take a minute or two, then a TIM step runs
             about 1.7 times faster on a CPU core and the GPU launches fewer kernels. Parameter
             names and checkpoints are unchanged (`nn.Module.compile` works in place).
@@ -178,11 +183,6 @@ class EmotionEmbeddingModule(pl.LightningModule):
             raise ValueError("model.softmax_epochs must be >= 1 and model.triplet_epochs >= 0")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must lie in [0, 1), got {label_smoothing}")
-        if centre_init == "class_embeddings" and metric_loss == "triplet":
-            raise ValueError(
-                "model.centre_init=class_embeddings needs class centres: use it with "
-                "model.metric_loss arcface or subcenter_arcface (the triplet loss has none)"
-            )
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
         if mixup_alpha < 0:
@@ -249,10 +249,13 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.stage = "triplet"
             self.stage_start_epoch = self.current_epoch + 1
             self.sync_schedule(self.stage_start_epoch)
-            if self.hparams.centre_init == "class_embeddings":
+            then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
+            if self.hparams.centre_init == "class_embeddings" and self.metric_loss.has_centres:
                 self.refresh_class_embeddings()
                 self.metric_loss.set_centres(self.class_embeddings)
-            then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
+                then += ", its class centres at the class embeddings"
+            elif self.hparams.centre_init == "class_embeddings":
+                then += " (model.centre_init does not apply: the triplet loss has no centres)"
         else:
             self.trainer.should_stop = True
             then = "training stops"

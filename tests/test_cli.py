@@ -270,3 +270,15 @@ def test_a_trainer_cap_below_the_stages_is_said_at_the_start(run, capsys) -> Non
     )
     run("fit", "--trainer.max_epochs", "4")
     assert "ends training before the stages' caps" not in capsys.readouterr().out
+
+
+def test_lightnings_own_cap_counts_when_max_epochs_is_unset(capsys) -> None:
+    from lightning_ser.lightning_cli import say_if_the_trainer_cuts_the_stages
+
+    stages = {"init_args": {"softmax_epochs": 1000, "triplet_epochs": 1000}}
+    say_if_the_trainer_cuts_the_stages({"max_epochs": None, "max_steps": -1}, stages)
+    assert (
+        "trainer.max_epochs=1000 ends training before the stages' caps" in capsys.readouterr().out
+    )
+    say_if_the_trainer_cuts_the_stages({"max_epochs": None, "max_steps": 50}, stages)
+    assert capsys.readouterr().out == ""  # a step cap: not this line's business

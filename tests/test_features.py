@@ -328,6 +328,7 @@ def test_centre_fit_pads_and_cuts_around_the_centre_as_timnet_does():
     wave = torch.arange(1.0, 6.0)  # 5 samples
     assert dsp.centre_fit(wave, 8).tolist() == [0, 1, 2, 3, 4, 5, 0, 0]  # odd padding at the end
     assert dsp.centre_fit(wave, 3).tolist() == [2, 3, 4]
+    assert dsp.centre_fit(wave, 2).tolist() == [2, 3]  # odd excess: one more cut from the end
     assert dsp.centre_fit(wave, 5).tolist() == wave.tolist()
 
 

@@ -309,8 +309,19 @@ def test_metric_stage_starts_its_centres_at_the_class_embeddings(monkeypatch) ->
     module.end_stage()
     assert module.stage == "triplet"
     torch.testing.assert_close(module.metric_loss.loss.W.T, refreshed)
-    with pytest.raises(ValueError, match="model.centre_init"):
-        EmotionEmbeddingModule(metric_loss="triplet", centre_init="class_embeddings")
+
+
+def test_centre_init_does_nothing_for_the_triplet_loss_and_says_so(monkeypatch, caplog) -> None:
+    """A sweep over metric_loss keeps the recipe's centre_init: the triplet arm must still run."""
+    module = EmotionEmbeddingModule(
+        num_classes=3, metric_loss="triplet", centre_init="class_embeddings", softmax_epochs=1
+    )
+    monkeypatch.setattr(module, "refresh_class_embeddings", lambda: pytest.fail("not needed"))
+    monkeypatch.setattr(module, "sync_schedule", lambda epoch: None)  # no trainer here
+    with caplog.at_level("INFO"):
+        module.end_stage()
+    assert module.stage == "triplet"
+    assert "model.centre_init does not apply" in caplog.text
 
 
 def test_utterance_normalisation_ignores_each_utterances_level_and_scale() -> None:

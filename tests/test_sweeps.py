@@ -101,6 +101,26 @@ def test_every_ablation_grid_point_builds() -> None:
             build_backbone(backbone, layers, in_features=39, channels=8)
 
 
+def test_every_recipe_grid_point_builds_its_model() -> None:
+    """conf/ravdess.yaml's model with each run's overrides: none dies at construction (a pairing
+    such as the recipe's centre_init with the triplet arm must still run)."""
+    from itertools import product
+
+    from lightning_ser.module import EmotionEmbeddingModule
+
+    config = load("recipe.yaml")
+    recipe = yaml.safe_load((REPO / "conf" / "ravdess.yaml").read_text())["model"]["init_args"]
+    options = {k: v for k, v in recipe.items() if k != "optimizer"} | {"compile": False}
+    model_axes = {
+        key.removeprefix("model."): grid_values(config, key)
+        for key in config["parameters"]
+        if key.startswith("model.")
+    }
+    assert model_axes  # the recipe's ablation varies the model
+    for values in product(*model_axes.values()):
+        EmotionEmbeddingModule(**options | dict(zip(model_axes, values, strict=True)))
+
+
 @pytest.mark.parametrize(
     ("name", "split", "n_folds", "groups"),
     [("folds.yaml", "kfold", 10, 24), ("speaker_folds.yaml", "speaker_kfold", 6, 24)],

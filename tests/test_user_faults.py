@@ -118,6 +118,11 @@ def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> No
             None,
             "lightning-ser: error: model.mixup_alpha must be >= 0",
         ),
+        (
+            ["--data.features.fixed_seconds", "0.01"],
+            None,
+            "lightning-ser: error: bad feature setting: fixed_seconds=0.01",
+        ),
     ],
 )
 def test_mistakes_end_in_one_line(cli, capsys, args, root, expected) -> None:

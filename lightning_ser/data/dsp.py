@@ -158,9 +158,10 @@ def frame_power(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
 
 def centre_fit(wave: torch.Tensor, length: int) -> torch.Tensor:
     """`wave` zero-padded or cut to `length` samples around its centre, as TIM-Net's feature
-    extraction does (Ye et al. 2023, `extract_feature.py`: the odd sample of padding goes to the
-    end, a cut drops the same number of samples from the start as it keeps after the end, give
-    or take one). Written here because librosa's `fix_length` pads or cuts at the end only."""
+    extraction does (Ye et al. 2023, `extract_feature.py`): padding puts half the missing
+    samples before and the rest (one more when odd) after; a cut drops half the excess from the
+    start and the rest from the end. Written here because librosa's `fix_length` pads or cuts
+    at the end only."""
     excess = wave.numel() - length
     if excess >= 0:
         start = excess // 2

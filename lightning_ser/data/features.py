@@ -58,9 +58,10 @@ class FeatureConfig:
             longer). 1.0, the default, leaves the audio as it is. The data module's
             `speed_perturbation` builds extra training copies this way.
         fixed_seconds: None (the paper) keeps each utterance's own length; a number of seconds
-            zero-pads or cuts every waveform around its centre to that length before analysis,
-            as TIM-Net does (4.99 s on RAVDESS, untrimmed): the network then sees silence and
-            padding as ordinary frames, and every utterance has the same number of frames.
+            zero-pads or cuts every waveform around its centre to that length before analysis
+            (after `trim` and `speed`): the network then sees padding as ordinary frames, and
+            every utterance has the same number of frames. TIM-Net's input is 4.99 s with
+            `trim: false` (silence kept); with trimming on, the trimmed speech is what is padded.
     """
 
     sample_rate: int = 16000
