@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking, mixup
+from .data.features import FeatureConfig
 from .embedder import CHECKPOINT_FORMAT, Embedder, config_from_hparams, upgrade_state_dict
 from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
@@ -355,6 +357,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
         self.trained_on = checkpoint.get("split")
         self.check_network(checkpoint.get("embedder"))
+        self.check_features(checkpoint.get("hyper_parameters", {}).get("feature_config"))
         self.match_checkpoint_folders(checkpoint)
         if checkpoint.get("lightning_ser_format", 1) < 2:  # format 1: no `embedder.` prefix
             checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
@@ -438,6 +441,22 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if differ:
             raise ValueError(
                 "the checkpoint holds another network than the config: " + ", ".join(differ)
+            )
+
+    def check_features(self, saved: dict[str, Any] | None) -> None:
+        """Refuse, in one line, a checkpoint trained on other features than this run's data
+        computes (e.g. `--data.features.fixed_seconds` at fit but not at test): the network
+        would be fed inputs it never saw, and every number would be silently wrong."""
+        ours = self.hparams.get("feature_config")
+        if saved is None or ours is None:
+            return
+        saved, ours = asdict(FeatureConfig(**saved)), asdict(FeatureConfig(**ours))
+        differ = [f"{k}={saved[k]!r} (data: {ours[k]!r})" for k in saved if saved[k] != ours[k]]
+        if differ:
+            raise ValueError(
+                "the checkpoint was trained on other features than this run's data gives: "
+                + ", ".join(differ)
+                + "; pass the training's --data.features settings"
             )
 
     def setup(self, stage: str) -> None:

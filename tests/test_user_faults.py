@@ -79,6 +79,16 @@ def test_testing_on_another_split_is_refused_unless_asked(cli, tmp_path: Path, c
     assert saved["split"]["protocol"] == "holdout" and len(saved["split"]["digest"]) == 16
 
 
+def test_a_checkpoint_is_never_fed_other_features_than_it_trained_on(cli, tmp_path, capsys) -> None:
+    cli("fit", *SHORT, "--data.features.fixed_seconds", "1.0")
+    best = str(tmp_path / "runs/ravdess/holdout/version_0/checkpoints/best.ckpt")
+    capsys.readouterr()
+    assert cli("test", "--ckpt_path", best) == 1  # the config's features: variable lengths
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fixed_seconds=1.0 (data: None)" in err[0]
+    assert cli("test", "--ckpt_path", best, "--data.features.fixed_seconds", "1.0") == 0
+
+
 def test_resuming_keeps_the_rows_of_earlier_epochs(cli, tmp_path: Path) -> None:
     cli("fit", "--trainer.max_epochs", "3")
     run = tmp_path / "runs/ravdess/holdout/version_0"
