@@ -274,8 +274,9 @@ def test_compile_without_a_cpp_compiler_is_refused_in_one_line(
         assert main(["fit", *args, "--model.compile", "true"]) == 1
         error = capsys.readouterr().err.strip().splitlines()
         assert error == [
-            "lightning-ser: error: model.compile: true needs a C++ compiler on PATH (g++, or one"
-            " named by CXX): install one or pass --model.compile false (--debug shows where)"
+            "lightning-ser: error: model.compile: true needs a C++ compiler on PATH (g++ or "
+            "clang++, or one named by CXX): install one or pass --model.compile false "
+            "(--debug shows where)"
         ]
         assert not list(tmp_path.rglob("*.ckpt"))
     finally:
