@@ -60,6 +60,18 @@ def require_cpp_compiler() -> None:
         ) from None
 
 
+def refuse_differences(
+    what: str, saved: dict[str, Any], ours: dict[str, Any], ours_name: str, advice: str = ""
+) -> None:
+    """Raise one line, `what: k=saved (ours_name: ours), ...[; advice]`, when a checkpoint's
+    settings differ from this run's (the network's, or the features')."""
+    differ = [
+        f"{k}={v!r} ({ours_name}: {ours.get(k)!r})" for k, v in saved.items() if v != ours.get(k)
+    ]
+    if differ:
+        raise ValueError(f"{what}: " + ", ".join(differ) + (f"; {advice}" if advice else ""))
+
+
 #: Examples of a batch on which the softmax stage computes (and logs) the metric loss.
 LOGGED_METRIC_SUBSET = 128
 
@@ -252,12 +264,12 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.stage_start_epoch = self.current_epoch + 1
             self.sync_schedule(self.stage_start_epoch)
             then = f"the {self.hparams.metric_loss} stage begins at epoch {self.stage_start_epoch}"
-            if self.hparams.centre_init == "class_embeddings" and self.metric_loss.has_centres:
+            if self.hparams.centre_init == "class_embeddings" and not self.metric_loss.has_centres:
+                then += " (model.centre_init does not apply: the triplet loss has no centres)"
+            elif self.hparams.centre_init == "class_embeddings":
                 self.refresh_class_embeddings()
                 self.metric_loss.set_centres(self.class_embeddings)
                 then += ", its class centres at the class embeddings"
-            elif self.hparams.centre_init == "class_embeddings":
-                then += " (model.centre_init does not apply: the triplet loss has no centres)"
         else:
             self.trainer.should_stop = True
             then = "training stops"
@@ -432,16 +444,12 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if saved is None:
             return
         ignore = ("eval_crops", "crop_frames")
-        ours = self.embedder.config
-        differ = [
-            f"{k}={saved[k]!r} (config: {ours.get(k)!r})"
-            for k in saved
-            if k not in ignore and saved[k] != ours.get(k)
-        ]
-        if differ:
-            raise ValueError(
-                "the checkpoint holds another network than the config: " + ", ".join(differ)
-            )
+        refuse_differences(
+            "the checkpoint holds another network than the config",
+            {k: v for k, v in saved.items() if k not in ignore},
+            self.embedder.config,
+            "config",
+        )
 
     def check_features(self, saved: dict[str, Any] | None) -> None:
         """Refuse, in one line, a checkpoint trained on other features than this run's data
@@ -450,14 +458,13 @@ class EmotionEmbeddingModule(pl.LightningModule):
         ours = self.hparams.get("feature_config")
         if saved is None or ours is None:
             return
-        saved, ours = asdict(FeatureConfig(**saved)), asdict(FeatureConfig(**ours))
-        differ = [f"{k}={saved[k]!r} (data: {ours[k]!r})" for k in saved if saved[k] != ours[k]]
-        if differ:
-            raise ValueError(
-                "the checkpoint was trained on other features than this run's data gives: "
-                + ", ".join(differ)
-                + "; pass the training's --data.features settings"
-            )
+        refuse_differences(
+            "the checkpoint was trained on other features than this run's data gives",
+            asdict(FeatureConfig(**saved)),
+            asdict(FeatureConfig(**ours)),
+            "data",
+            "pass the training's --data.features settings",
+        )
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
