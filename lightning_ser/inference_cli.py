@@ -67,6 +67,24 @@ def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
     return files
 
 
+def input_notes(model: EmotionModel, batch_frames: int) -> list[str]:
+    """What the model's training features do to a user's files that the user cannot see."""
+    notes = []
+    if model.hparams.get("feature_normalisation") == "speaker":
+        notes.append(
+            "this model was trained on features normalised per speaker; the files of each "
+            f"batch of up to {batch_frames} frames are normalised together, as one speaker's "
+            "(give one speaker's files per call)"
+        )
+    if model.features.fixed_seconds is not None:
+        seconds = model.features.fixed_seconds
+        notes.append(
+            f"this model was trained on clips centre-padded or cut to {seconds:g} s; every file "
+            f"is too, so a longer file is judged by its central {seconds:g} s only"
+        )
+    return notes
+
+
 def summary_line(preds: Sequence[Prediction]) -> str:
     """`N files: K ok, M errors` (and how many of the ok ones are truncated)."""
     ok = sum(p.status != "error" for p in preds)
@@ -113,15 +131,12 @@ def predict_command(argv: list[str]) -> int:
         help="print a JSON list instead of the table (writes the CSV only when -o is given)",
     )
     ns = parser.parse_args(argv)
+    if ns.output is not None and Path(ns.output).is_dir():
+        raise SystemExit(f"lightning-ser predict: -o {ns.output} is a folder; name a CSV file")
     model = _load("predict", ns.ckpt, ns.device)
     files = _files("predict", ns.inputs)
-    if model.hparams.get("feature_normalisation") == "speaker":
-        print(
-            "note: this model was trained on features normalised per speaker; the files of each "
-            f"batch of up to {ns.batch_frames} frames are normalised together, as one speaker's "
-            "(give one speaker's files per call)",
-            file=sys.stderr,
-        )
+    for note in input_notes(model, ns.batch_frames):
+        print(f"note: {note}", file=sys.stderr)
     preds = model.predict_files(files, batch_frames=ns.batch_frames)
     out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
     if out is not None:
@@ -142,8 +157,12 @@ def embed_command(argv: list[str]) -> int:
     parser = _parser("embed", "Write the emotion embeddings of audio files.")
     parser.add_argument("-o", "--output", required=True, help="folder to write into")
     ns = parser.parse_args(argv)
+    if Path(ns.output).exists() and not Path(ns.output).is_dir():
+        raise SystemExit(f"lightning-ser embed: -o {ns.output} is a file; name a folder")
     model = _load("embed", ns.ckpt, ns.device)
     files = _files("embed", ns.inputs)
+    for note in input_notes(model, ns.batch_frames):
+        print(f"note: {note}", file=sys.stderr)
     result = embed_files(model, files, ns.output, batch_frames=ns.batch_frames)
     print(f"wrote {Path(result['embeddings']).resolve()} and {Path(result['index']).resolve()}")
     print(f"{result['files']} files: {result['ok']} ok, {result['errors']} errors")

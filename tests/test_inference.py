@@ -346,6 +346,32 @@ def test_predict_command_all_broken_exits_1(
     assert "3 files: 0 ok, 3 errors" in capsys.readouterr().err
 
 
+def test_predict_says_that_a_fixed_length_model_judges_the_central_seconds(
+    clips, tmp_path: Path, capsys
+) -> None:
+    module = make_module()
+    module.hparams["feature_config"] = asdict(FeatureConfig(fixed_seconds=4.99))
+    fixed = save_ckpt(module, tmp_path / "fixed.ckpt")
+    for command, out in ((predict_command, "p.csv"), (embed_command, "embeddings")):
+        assert command(["--ckpt", str(fixed), str(clips["a"]), "-o", str(tmp_path / out)]) == 0
+        assert "longer file is judged by its central 4.99 s only" in capsys.readouterr().err
+
+
+def test_predict_of_a_model_on_whole_utterances_has_no_notes(ckpt: Path, clips, capsys) -> None:
+    assert predict_command(["--ckpt", str(ckpt), str(clips["a"]), "--json"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_an_output_of_the_wrong_kind_ends_in_one_line(ckpt: Path, clips, tmp_path: Path) -> None:
+    a_file = tmp_path / "taken.csv"
+    a_file.write_text("kept")
+    for command, out in ((predict_command, tmp_path), (embed_command, a_file)):
+        with pytest.raises(SystemExit) as info:
+            command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(out)])
+        assert str(out) in str(info.value.code) and "\n" not in str(info.value.code)
+    assert a_file.read_text() == "kept"
+
+
 @pytest.mark.parametrize("problem", ["missing_ckpt", "bad_ckpt"])
 def test_cli_user_errors_end_in_one_line(problem: str, ckpt: Path, clips, tmp_path: Path) -> None:
     bad = tmp_path / "bad.ckpt"
