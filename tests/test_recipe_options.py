@@ -252,6 +252,34 @@ def test_compiled_network_computes_what_the_eager_one_does() -> None:
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile needs a C compiler")
+def test_compiled_training_repeats_itself_with_the_same_seed() -> None:
+    """What `make run` relies on with the recipe's `compile: true`: one thread, one seed, the
+    same weights after training steps (backward passes through the compiled graph)."""
+
+    def trained() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        module = EmotionEmbeddingModule(
+            num_classes=3, backbone="tim", layers=2, channels=4, embedding_dim=8, compile=True
+        )
+        optimiser = torch.optim.Adam(module.parameters(), lr=0.01)
+        batch = {
+            "x": torch.randn(6, 12, 39),
+            "lengths": torch.tensor([12, 9, 5, 12, 7, 10]),
+            "label": torch.tensor([0, 1, 2, 0, 1, 2]),
+        }
+        module.train()
+        for _ in range(3):
+            optimiser.zero_grad()
+            module.losses(batch)["loss"].backward()
+            optimiser.step()
+        return module.state_dict()
+
+    first, second = trained(), trained()
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
+
+
 def test_compile_without_a_cpp_compiler_is_refused_in_one_line(
     monkeypatch, capsys, tmp_path, tiny_ravdess, cache_dir
 ) -> None:
