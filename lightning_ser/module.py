@@ -72,10 +72,6 @@ def refuse_differences(
         raise ValueError(f"{what}: " + ", ".join(differ) + (f"; {advice}" if advice else ""))
 
 
-#: Examples of a batch on which the softmax stage computes (and logs) the metric loss.
-LOGGED_METRIC_SUBSET = 128
-
-
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
     """SGD with momentum at the paper's starting learning rate, 0.05."""
     return torch.optim.SGD(params, lr=0.05, momentum=0.9)
@@ -382,8 +378,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
     # ---- training ----
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The training losses of a batch in the current stage: `loss` (what is optimised),
-        `ce` and `metric` (the triplet or ArcFace loss; in the softmax stage computed on at most
-        LOGGED_METRIC_SUBSET examples of the shuffled batch and not trained on, as the paper)."""
+        `ce` and `metric` (the triplet or ArcFace loss; in the softmax stage logged and not
+        trained on, as the paper)."""
         centre = self.embedder.feature_mean
         x, lengths, labels = self.augment(batch["x"], centre), batch["lengths"], batch["label"]
         weight, partner = 1.0, None
@@ -402,11 +398,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if self.stage == "triplet":
             metric = self.metric_loss(emb, labels)
             loss = self.hparams.ce_weight * ce + self.hparams.triplet_weight * metric
-        else:  # logged, not trained on; on the batch's first examples (batches are shuffled):
-            # mining all triplets of a batch of 900 costs seconds per step on a CPU
-            n = LOGGED_METRIC_SUBSET
+        else:  # logged, not trained on
             with torch.no_grad():
-                metric = self.metric_loss(emb[:n], labels[:n])
+                metric = self.metric_loss(emb, labels)
             # the metric loss's own parameters (ArcFace's class centres) get zero gradients, so
             # DDP does not wait for gradients they would otherwise never produce
             loss = ce + sum(p.sum() for p in self.metric_loss.parameters()) * 0.0

@@ -6,9 +6,17 @@ import math
 
 import pytest
 import torch
+from pytorch_metric_learning import losses
+from pytorch_metric_learning.distances import CosineSimilarity
 
 from lightning_ser.embeddings import angles_to_classes, class_embeddings
-from lightning_ser.losses import MINERS, TripletObjective, build_miner
+from lightning_ser.losses import (
+    MARGIN_MINERS,
+    MINERS,
+    ClassWiseTripletMarginLoss,
+    TripletObjective,
+    build_miner,
+)
 from lightning_ser.module import EmotionEmbeddingModule
 
 
@@ -61,6 +69,38 @@ def test_every_miner_gives_a_finite_loss(miner: str) -> None:
     loss = TripletObjective(0.2, miner)(x, labels)
     assert torch.isfinite(loss)
     loss.backward()
+
+
+@pytest.mark.parametrize("miner", MARGIN_MINERS)
+@pytest.mark.parametrize(
+    "labels",
+    [
+        torch.arange(4).repeat(10),  # balanced
+        torch.tensor([0] * 20 + [1] * 12 + [2] * 7 + [3]),  # unbalanced, one class of one
+        torch.zeros(40, dtype=torch.long),  # one class: no negatives, no triplets
+    ],
+    ids=["balanced", "unbalanced", "one_class"],
+)
+def test_class_wise_triplet_loss_is_pml_miner_and_loss(miner: str, labels: torch.Tensor) -> None:
+    """Oracle: pml's TripletMarginMiner + TripletMarginLoss on cosine similarity, which list all
+    N^3 triplets; the class-wise loss gives the same value and gradients without listing them."""
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(40, 8), dim=-1).requires_grad_()
+    oracle = losses.TripletMarginLoss(margin=0.2, distance=CosineSimilarity())
+    expected = oracle(emb, labels, build_miner(miner, 0.2)(emb, labels))
+    got = ClassWiseTripletMarginLoss(0.2, miner)(emb, labels)
+    torch.testing.assert_close(got, expected)
+    if expected.requires_grad and expected.item() > 0:
+        (want,) = torch.autograd.grad(expected, emb)
+        (have,) = torch.autograd.grad(got, emb)
+        torch.testing.assert_close(have, want)
+    else:
+        assert got.item() == 0.0
+
+
+def test_triplet_objective_scores_margin_miners_class_wise() -> None:
+    assert isinstance(TripletObjective(0.2, "semihard").class_wise, ClassWiseTripletMarginLoss)
+    assert TripletObjective(0.2, "batch_hard").class_wise is None  # pml's miner and loss
 
 
 def test_unknown_miner_names_the_setting() -> None:
