@@ -10,11 +10,12 @@ and a non-zero exit status; `--debug` (or LIGHTNING_SER_DEBUG=1) shows the full 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
-from . import tools
-from .lightning_cli import lightning_main
+from . import runs, tools
+from .lightning_cli import SERCLI, lightning_main
 
 
 def dispatch(args: list[str] | None = None) -> Any:
@@ -29,6 +30,12 @@ def dispatch(args: list[str] | None = None) -> Any:
         command == "predict" and tools.is_lightning_predict(argv)
     ):
         return tools.COMMANDS[command](argv[1:])
+    known = [*SERCLI.subcommands(), *tools.COMMANDS]
+    if command not in known and not command.startswith("-"):
+        raise ValueError(
+            f"unknown command {command!r}: one of {', '.join(dict.fromkeys(known))} "
+            "(`lightning-ser --help` says what each does)"
+        )
     return lightning_main(argv)
 
 
@@ -41,8 +48,10 @@ def main(args: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in argv or os.environ.get("LIGHTNING_SER_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    finished = False
     try:
         result = dispatch(argv)
+        finished = True
     except KeyboardInterrupt:
         print("lightning-ser: interrupted", file=sys.stderr)
         return 130
@@ -51,28 +60,81 @@ def main(args: list[str] | None = None) -> int:
             raise
         print(f"lightning-ser: error: {one_line(err)} (--debug shows where)", file=sys.stderr)
         return 1
+    finally:  # a failed start leaves no empty run folder; a finished one keeps its folder
+        if finished:
+            runs.CREATED.clear()
+        else:
+            runs.forget_empty_runs()
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 #: How jsonargparse begins the error of a `class_path` setting (model, data) whose class refused
 #: its arguments; the class's own message is one of the "- " lines that follow.
 UNION_ERROR = "Does not validate against any of the Union subtypes"
+#: The lines of a jsonargparse error that say nothing a user can act on.
+_BOILERPLATE = (
+    UNION_ERROR,
+    "Subtypes:",
+    "Errors:",
+    "Problem with given class_path",
+    "Given value type:",
+    "Given value:",
+    "Expected a <class 'NoneType'>",
+)
+_PARSER_KEY = re.compile(r'^Parser key "([^"]+)":\s*(.*)$')
+_EXPECTED = re.compile(r"^Expected an? (.+?)(?:\. Got value: (.*))?$")
+
+
+def _type_name(text: str) -> str:
+    """`<class 'int'>` -> int; `typing.Literal['a', 'b']` -> one of 'a', 'b'."""
+    if text.startswith("typing.Literal[") and text.endswith("]"):
+        return "one of " + text[len("typing.Literal[") : -1]
+    return re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
+
+
+def settings_error(message: str) -> str:
+    """One line from jsonargparse's nested error of a setting: `model.layer: no such setting`,
+    `trainer.max_epochs: expected int (or null), got abc`, or the class's own refusal."""
+    path: list[str] = []
+    expected: list[str] = []
+    given = reason = None
+    for raw in message.splitlines():
+        line = raw.strip().removeprefix("- ")
+        if match := _PARSER_KEY.match(line):
+            path.append(match.group(1))
+            line = match.group(2)
+        if line.startswith("Given value:") and given is None:
+            given = line.split(":", 1)[1].strip()
+        if not line or reason is not None or line.startswith(_BOILERPLATE):
+            continue
+        if (match := _EXPECTED.match(line)) and match.group(2) is None:
+            expected.append(_type_name(match.group(1)))  # one of a union's members
+            continue
+        reason = line
+    key = ".".join(path)
+    if reason is None:
+        if not expected:
+            return f"{key}: {message.strip().splitlines()[-1].strip()}"
+        nullable = " (or null)" if "- Expected a <class 'NoneType'>" in message else ""
+        return f"{key}: expected {' or '.join(expected)}{nullable}, got {given}"
+    if option := re.match(r"^Option '([^']+)' is not accepted$", reason):
+        return f"{key}.{option.group(1)}: no such setting (`--help` lists them)"
+    if (match := _EXPECTED.match(reason)) and match.group(2) is not None:
+        return f"{key}: expected {_type_name(match.group(1))}, got {match.group(2)}"
+    return f"{key}: {reason}" if key and not reason.startswith(key) else reason
 
 
 def one_line(err: BaseException) -> str:
     """The first line of an error's message (its type when it has none), without torch's advice
-    to load checkpoints with weights_only=False. For a model or data setting that its class
-    refused, the class's own message (jsonargparse puts it under a generic first line)."""
+    to load checkpoints with weights_only=False. For a setting the parser or its class refused,
+    the setting and the reason (jsonargparse nests them under generic lines)."""
     while err.__cause__ is not None and not str(err).strip():
         err = err.__cause__
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    message = str(err).strip()
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
     text = lines[0] if lines else type(err).__name__
-    if text.startswith(UNION_ERROR):  # nested settings (data.features.*) nest the same way
-        skip = (UNION_ERROR, "Expected a <class 'NoneType'>")
-        reasons = [
-            line[2:] for line in lines if line.startswith("- ") and not line[2:].startswith(skip)
-        ]
-        text = reasons[0] if reasons else text
+    if text.startswith((UNION_ERROR, "Parser key ")):
+        text = settings_error(message)
     return text.split("weights_only=False")[0].rstrip(" ,;:(") if "weights_only" in text else text
 
 

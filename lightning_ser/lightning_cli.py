@@ -143,6 +143,8 @@ class SERCLI(LightningCLI):
         if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID") and not launched:
             run_dir = run_dir.with_name(f"{run_dir.name}-{os.environ['WANDB_RUN_ID']}")
         run_dir = runs.claim(run_dir) if fresh else run_dir
+        if fresh or not run_dir.exists():
+            runs.CREATED.append(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
         args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
         for logger in loggers:
@@ -268,6 +270,9 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        # a parse error raises (cli.main turns it into one line) instead of printing the usage
+        parser_kwargs={"exit_on_error": False}
+        | {command: {"exit_on_error": False} for command in SERCLI.subcommands()},
     )
 
 

@@ -47,6 +47,19 @@ def newest_with(folder: Path, name: str = "best") -> Path | None:
     return None
 
 
+#: Run folders this process created, so that a command failing before it wrote anything there
+#: leaves no empty `version_<n>` behind (`forget_empty_runs`).
+CREATED: list[Path] = []
+
+
+def forget_empty_runs() -> None:
+    """Remove the run folders this process created that are still empty (a failed start)."""
+    while CREATED:
+        folder = CREATED.pop()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def claim(run_dir: Path) -> Path:
     """Create `run_dir` for this run alone: when another run made it first (two fits started
     together), take the next free version instead."""

@@ -133,14 +133,26 @@ def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> No
             None,
             "lightning-ser: error: bad feature setting: fixed_seconds=0.01",
         ),
+        (["--model.layer", "7"], None, "error: model.layer: no such setting"),
+        (
+            ["--trainer.max_epochs", "abc"],
+            None,
+            "trainer.max_epochs: expected int (or null), got abc",
+        ),
+        (["--data.split", "kfld"], None, "data.split: expected one of 'holdout', 'kfold'"),
+        (["--data.features.n_mfcc", "x"], None, "data.features.n_mfcc: expected int, got x"),
+        (["--model.miner", "nonsense"], None, "model.miner: expected one of 'semihard'"),
+        (["-c", "no/such.yaml"], None, "no/such.yaml"),
     ],
 )
-def test_mistakes_end_in_one_line(cli, capsys, args, root, expected) -> None:
+def test_mistakes_end_in_one_line(cli, tmp_path: Path, capsys, args, root, expected) -> None:
     status = cli("fit", *args) if root is None else cli("fit", *args, root=root)
     err = capsys.readouterr().err
     assert status == 1
     assert expected in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+    runs = tmp_path / "runs"  # a failed start leaves no empty run folder behind
+    assert not runs.exists() or all(any(d.iterdir()) for d in runs.rglob("version_*")), err
 
 
 @pytest.mark.parametrize("case", ["truncated", "malicious"])
