@@ -83,6 +83,11 @@ class SERCLI(LightningCLI):
         data = config.data.init_args if "init_args" in config.data else config.data
         if data.get("val_size") == 0 and self.subcommand == "validate":
             raise SystemExit("validate: data.val_size=0 leaves no validation part to validate")
+        if self.subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
+            raise ValueError(
+                f"{self.subcommand} needs --ckpt_path best, last or a checkpoint file: without "
+                "one it would evaluate an untrained network"
+            )
         if self.subcommand:
             self._place_run(config)
         if trainer.get("precision") is None:
@@ -103,11 +108,18 @@ class SERCLI(LightningCLI):
                 )
         if self.subcommand == "fit":
             say_if_the_trainer_cuts_the_stages(trainer, config.model)
-        if self.subcommand != "fit":
+        # config.yaml records how a run trained: evaluating it, or a resume (even a refused
+        # one), writes <subcommand>_config.yaml / resume_config.yaml beside it instead
+        resumed = self.subcommand == "fit" and config.get("ckpt_path")
+        record = "resume" if resumed else self.subcommand
+        if record != "fit":
+            self.save_config_kwargs["config_filename"] = f"{record}_config.yaml"
             loggers = trainer.get("logger")
             for logger in loggers if isinstance(loggers, list) else [loggers]:
                 if getattr(logger, "class_path", "").endswith("RunLogger"):
-                    logger.init_args.metrics_file = f"{self.subcommand}_metrics.csv"
+                    logger.init_args.hparams_file = f"{record}_hparams.yaml"
+                    if not resumed:  # a resumed fit continues metrics.csv
+                        logger.init_args.metrics_file = f"{self.subcommand}_metrics.csv"
 
     def _place_run(self, config: Any) -> None:
         """Point the run's loggers at its run folder (unless the config fixes a version)."""
@@ -127,12 +139,18 @@ class SERCLI(LightningCLI):
             run_dir = Path(os.environ[RUN_DIR_ENV])
         elif config.get("run_dir"):
             run_dir = Path(config.run_dir)
+            trained = sorted(run_dir.glob("checkpoints/*.ckpt"))
+            if self.subcommand == "fit" and not config.get("ckpt_path") and trained:
+                raise ValueError(
+                    f"--run_dir {run_dir} already holds a run ({trained[-1].name}): resume it "
+                    f"with --ckpt_path {run_dir / 'checkpoints' / 'last.ckpt'}, or name "
+                    "another folder"
+                )
         elif args.get("version") is not None:
             run_dir = Path(args.save_dir) / (args.get("name") or "") / str(args.version)
         else:
             data = config.data.init_args if "init_args" in config.data else config.data
             run_dir = runs.resolve_run_dir(
-                self.subcommand,
                 args.save_dir,
                 data.corpus,
                 data.split,

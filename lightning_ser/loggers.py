@@ -28,7 +28,8 @@ class RunLogger(CSVLogger):
 
     The CLI sets save_dir / name / version to the run folder (see `lightning_ser.runs`; under a
     W&B sweep agent the folder name carries the W&B run id, so the runs of a sweep do not share
-    one) and gives every subcommand its own file (`test_metrics.csv` for `test`, ...).
+    one) and gives every subcommand its own files (`test_metrics.csv` and `test_hparams.yaml`
+    for `test`, ...), so that evaluating a run never rewrites the record of its training.
     """
 
     def __init__(
@@ -37,16 +38,19 @@ class RunLogger(CSVLogger):
         name: str | None = None,
         version: str | None = None,
         metrics_file: str = "metrics.csv",
+        hparams_file: str = "hparams.yaml",
         **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name=name or "", version=version, **kwargs)
         self.metrics_file = metrics_file
+        self.hparams_file = hparams_file
 
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            writer = type("RunWriter", (AppendingWriter,), {"NAME_METRICS_FILE": self.metrics_file})
+            names = {"NAME_METRICS_FILE": self.metrics_file, "NAME_HPARAMS_FILE": self.hparams_file}
+            writer = type("RunWriter", (AppendingWriter,), names)
             self._experiment = writer(log_dir=self.log_dir)
         return self._experiment
 

@@ -78,7 +78,6 @@ def checkpoint_run_dir(ckpt_path: str | Path) -> Path | None:
 
 
 def resolve_run_dir(
-    subcommand: str,
     save_dir: str | Path,
     corpus: str,
     split: str,
@@ -103,6 +102,4 @@ def resolve_run_dir(
         return found
     if ckpt_path and (own := checkpoint_run_dir(ckpt_path)) is not None:
         return own
-    if subcommand == "fit":
-        return next_version(folder)
-    return next_version(folder) if ckpt_path else (newest_with(folder) or next_version(folder))
+    return next_version(folder)  # a new fit (evaluation always names a checkpoint)

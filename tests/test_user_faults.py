@@ -56,6 +56,33 @@ def test_test_best_uses_the_newest_run_and_prints_the_metrics(cli, tmp_path: Pat
     assert not (tmp_path / "runs/ravdess/holdout/version_0/report").exists()
 
 
+def test_a_second_fit_into_a_named_run_folder_is_refused(cli, tmp_path: Path, capsys) -> None:
+    assert cli("fit", *SHORT, "--run_dir", "mine") == 0
+    run = tmp_path / "mine"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert cli("fit", *SHORT, "--run_dir", "mine") == 1
+    assert "--run_dir mine already holds a run" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert cli("fit", *SHORT, "--run_dir", "mine", "--ckpt_path", "last") == 0  # resuming is fine
+
+
+def test_evaluation_and_resumes_keep_the_record_of_training(cli, tmp_path: Path) -> None:
+    """config.yaml, hparams.yaml and split.json say how the run trained; `test`, a resume and
+    a refused resume write their own files beside them."""
+    cli("fit", *SHORT, "--data.batch_size", "16")
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    record = {
+        name: (run / name).read_bytes() for name in ("config.yaml", "hparams.yaml", "split.json")
+    }
+    assert cli("test", "--ckpt_path", "best") == 0
+    last = str(run / "checkpoints/last.ckpt")
+    assert cli("fit", *SHORT, "--ckpt_path", last, "--model.channels", "12") == 1  # refused
+    assert cli("fit", *SHORT, "--ckpt_path", last, "--data.split", "kfold") == 1  # refused
+    assert {name: (run / name).read_bytes() for name in record} == record
+    assert (run / "test_config.yaml").exists() and (run / "test_hparams.yaml").exists()
+    assert (run / "resume_config.yaml").exists()
+
+
 def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
     assert cli("fit", *SHORT, "--run_dir", "elsewhere/mine") == 0
     assert (tmp_path / "elsewhere/mine/checkpoints/last.ckpt").exists()
@@ -153,6 +180,23 @@ def test_mistakes_end_in_one_line(cli, tmp_path: Path, capsys, args, root, expec
     assert len(err.strip().splitlines()) == 1, err
     runs = tmp_path / "runs"  # a failed start leaves no empty run folder behind
     assert not runs.exists() or all(any(d.iterdir()) for d in runs.rglob("version_*")), err
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_evaluation_without_a_checkpoint_is_refused(
+    cli, tmp_path: Path, capsys, subcommand
+) -> None:
+    """It would evaluate an untrained network, and write its report into the newest run."""
+    cli("fit", *SHORT)
+    report = tmp_path / "runs/ravdess/holdout/version_0/report"
+    assert cli("test", "--ckpt_path", "best") == 0
+    before = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert cli(subcommand) == 1
+    assert (
+        f"{subcommand} needs --ckpt_path best, last or a checkpoint file" in capsys.readouterr().err
+    )
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.parametrize("case", ["truncated", "malicious"])

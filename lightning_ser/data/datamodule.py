@@ -333,14 +333,14 @@ class EmotionDataModule(pl.LightningDataModule):
         return self._split_identity[1]
 
     def _save_split(self) -> None:
-        """Write split.json into the run folder when training (evaluation never rewrites it)."""
+        """Write split.json into the run folder when it has none: the split a run trained on is
+        never rewritten (a resume must keep it, and the split guard refuses one that does not)."""
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank
         target = run_dir / "split.json"
-        fitting = trainer.state.fn == "fit"
-        if not trainer.is_global_zero or (target.exists() and not fitting):
+        if not trainer.is_global_zero or target.exists():
             return
         self.split.to_json(target, self.table.paths, self.groups)
 
