@@ -26,6 +26,54 @@ from .provenance import provenance
 from .report.tables import format_percent
 
 RESULT_FILE = "result.json"
+#: The arguments an experiment's fit started with, written before it trains.
+ARGS_FILE = "args.json"
+#: Options that say where things are, how a run reports progress or when it is tested, not
+#: what it computes: a run done with other values of these (another machine's data path)
+#: still counts.
+NOT_SETTINGS = (
+    "--test_after_fit",
+    "--data.root",
+    "--data.cache_dir",
+    "--data.progress",
+    "--data.workers",
+    "--trainer.enable_progress_bar",
+)
+
+
+def settings(args: list[str]) -> list[str]:
+    """`args` as `--key=value` items, without NOT_SETTINGS: what two runs must share."""
+    items: list[str] = []
+    for arg in args:
+        if items and not arg.startswith("-") and "=" not in items[-1] and items[-1] != "-c":
+            items[-1] = f"{items[-1]}={arg}"
+        elif items and items[-1] == "-c":
+            items[-1] = f"-c={arg}"
+        else:
+            items.append(arg)
+    return [i for i in items if i.split("=", 1)[0] not in NOT_SETTINGS]
+
+
+def refuse_other_settings(run_dir: Path, args: list[str]) -> None:
+    """Refuse, in one line, to count or resume a run folder made with other settings (a cv or
+    sweep run again with a changed option would otherwise report the old folds under the new
+    command)."""
+    for name in (RESULT_FILE, ARGS_FILE):
+        path = run_dir / name
+        if path.exists():
+            before = settings(json.loads(path.read_text()).get("args", []))
+            now = settings(args)
+            if sorted(before) != sorted(now):  # the order of the options is no setting
+                old = [a for a in before if a not in now] or ["-"]
+                new = [a for a in now if a not in before] or ["-"]
+                raise ValueError(
+                    f"{run_dir} was run with other settings ({' '.join(old)} there, "
+                    f"{' '.join(new)} now): pass another --out, or remove that folder to run "
+                    "it again"
+                )
+            return
+
+
 HEADLINE = ("least_angle/wa", "least_angle/ua", "least_angle/macro_f1", "softmax/wa", "softmax/ua")
 
 
@@ -72,10 +120,14 @@ def run_experiment(
     from .lightning_cli import lightning_main
 
     result_path = run_dir / RESULT_FILE
+    args = [a for a in args if not a.startswith("--test_after_fit")]  # tested below, once
+    refuse_other_settings(run_dir, args)
     if result_path.exists():
         return json.loads(result_path.read_text())
     start = time.perf_counter()
-    args = [a for a in args if not a.startswith("--test_after_fit")]  # tested below, once
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / ARGS_FILE).exists():
+        write_json_atomic(run_dir / ARGS_FILE, {"args": args})
     loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     last = run_dir / "checkpoints" / "last.ckpt"
     resumed_at = interrupted_epoch(last)
@@ -184,7 +236,12 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     total = num_folds(
         protocol, groups, datamodule.split_args["n_folds"], datamodule.split_args["speaker_folds"]
     )
-    folds = [int(f) for f in ns.folds.split(",")] if ns.folds else list(range(total))
+    try:
+        folds = [int(f) for f in ns.folds.split(",")] if ns.folds else list(range(total))
+    except ValueError:
+        folds = [-1]
+    if any(not 0 <= fold < total for fold in folds):
+        raise ValueError(f"--folds {ns.folds}: {protocol} has folds 0 to {total - 1}")
     out = Path(ns.out or f"runs/cv-{datamodule.corpus}-{protocol}")
     results = []
     for i, fold in enumerate(folds):
@@ -340,6 +397,9 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
         return []
     if ns.summarise:
         pending = []  # tables of what is done, nothing trained
+    else:
+        for _, args, run_dir in jobs:
+            refuse_other_settings(run_dir, args)  # a changed sweep would count the old runs
     if ns.parallel > 1:
         _run_parallel(pending, ns.parallel)
     else:

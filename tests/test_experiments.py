@@ -121,6 +121,8 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert "val_best" in (out / "results.csv").read_text().splitlines()[0]
     again = dispatch(["sweep", str(sweep), "--out", str(out), "--dry-run", *cli_args])
     assert again == []
+    with pytest.raises(ValueError, match="fc_layers-6 was run with other settings"):
+        dispatch(["sweep", str(sweep), "--out", str(out), *cli_args])  # without FAST now
     shutil.rmtree(out / "backbone-gru_layers-6")  # as if that run had not finished yet
     partial = dispatch(["sweep", str(sweep), "--out", str(out), "--summarise", *cli_args])
     assert [r["model.backbone"] for r in partial] == ["fc"]  # nothing was trained
@@ -161,3 +163,28 @@ def test_a_fold_that_died_before_its_first_checkpoint_starts_again(cli_args, tmp
     result = experiments.run_experiment([*cli_args, *FAST], run_dir)
     assert result["resumed_after_epoch"] is None
     assert (run_dir / "metrics.interrupted-1.csv").read_text() == "epoch,train/loss\n0,1.0\n"
+
+
+def test_a_cv_run_again_with_other_settings_is_refused(cli_args, tmp_path: Path) -> None:
+    """Its finished folds would otherwise stand in the summary under the new command."""
+    out = tmp_path / "cv"
+    common = [*cli_args, *FAST, "--data.split", "kfold", "--out", str(out), "--folds", "0"]
+    dispatch(["cv", *common])
+    result = (out / "fold_0" / experiments.RESULT_FILE).read_bytes()
+    with pytest.raises(
+        ValueError, match=r"fold_0 was run with other settings \(.*--model.layers=8"
+    ):
+        dispatch(["cv", *common, "--model.layers", "8"])
+    assert (out / "fold_0" / experiments.RESULT_FILE).read_bytes() == result
+    dispatch(["cv", *common, "--data.cache_dir", str(tmp_path / "elsewhere")])  # not a setting
+    assert (out / "fold_0" / experiments.RESULT_FILE).read_bytes() == result  # counted, not redone
+
+
+def test_folds_outside_the_protocol_are_refused_before_any_folder(cli_args, tmp_path) -> None:
+    out = tmp_path / "cv"
+    for folds in ("12", "a"):
+        with pytest.raises(ValueError, match=f"--folds {folds}: kfold has folds 0 to"):
+            dispatch(
+                ["cv", *cli_args, "--data.split", "kfold", "--out", str(out), "--folds", folds]
+            )
+    assert not out.exists()
