@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
+	@test -d $(RAVDESS) || test "$(origin RAVDESS)" = "file" || { echo "RAVDESS=$(RAVDESS): no such folder" >&2; exit 1; }
 	@test -d $(RAVDESS) || $(BIN)/lightning-ser download ravdess $(RAVDESS)
 	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/lightning fit -c $(CONFIG) --data.root $(RAVDESS)
 	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/lightning test -c $(CONFIG) --data.root $(RAVDESS) --ckpt_path best

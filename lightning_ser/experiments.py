@@ -492,8 +492,15 @@ def beside_the_paper(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def experiment_command(argv: list[str]) -> dict[str, Any]:
+def experiment_command(argv: list[str]) -> dict[str, Any] | int:
     """`experiment RUN_DIR [LightningCLI args]`: fit + test into RUN_DIR (used by `sweep`)."""
-    if not argv:
-        raise SystemExit("usage: lightning-ser experiment RUN_DIR -c CONFIG [overrides...]")
+    usage = (
+        "usage: lightning-ser experiment RUN_DIR -c CONFIG [overrides...]: fit, then test the "
+        "best checkpoint, into RUN_DIR (what `cv` and `sweep` run for each fold or setting)"
+    )
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        print(usage)
+        return 0 if argv else 2
+    if argv[0].startswith("-"):
+        raise ValueError(f"experiment: RUN_DIR comes first, got {argv[0]!r}; {usage}")
     return run_experiment(argv[1:], Path(argv[0]))

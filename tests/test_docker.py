@@ -172,3 +172,18 @@ def test_docker_compose_config_validates() -> None:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_with_a_misspelt_corpus_folder_says_so_and_downloads_nothing(tmp_path) -> None:
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    done = subprocess.run(
+        ["make", "-o", ".venv/.installed", "run", "RAVDESS=/no/such/ravdess"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "RAVDESS=/no/such/ravdess: no such folder" in done.stderr
+    assert "download" not in done.stdout + done.stderr.replace("RAVDESS=", "")

@@ -188,3 +188,12 @@ def test_folds_outside_the_protocol_are_refused_before_any_folder(cli_args, tmp_
                 ["cv", *cli_args, "--data.split", "kfold", "--out", str(out), "--folds", folds]
             )
     assert not out.exists()
+
+
+def test_experiment_help_makes_no_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert dispatch(["experiment", "--help"]) == 0
+    assert "usage: lightning-ser experiment RUN_DIR" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="RUN_DIR comes first"):
+        dispatch(["experiment", "-c", "conf.yaml"])
+    assert list(tmp_path.iterdir()) == []
