@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .inference import (
+    CSV_HEAD,
     DEFAULT_BATCH_FRAMES,
     CheckpointError,
     EmotionModel,
@@ -65,6 +66,13 @@ def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
     if not files:
         raise SystemExit(f"lightning-ser {prog}: no audio files in {', '.join(inputs)}")
     return files
+
+
+def _is_predictions(path: Path) -> bool:
+    """Whether `path` is a predictions CSV this command wrote (its first columns)."""
+    with open(path, newline="", errors="replace") as handle:
+        header = handle.readline().strip().split(",")
+    return header[: len(CSV_HEAD)] == list(CSV_HEAD)
 
 
 def input_notes(model: EmotionModel, batch_frames: int) -> list[str]:
@@ -134,11 +142,16 @@ def predict_command(argv: list[str]) -> int:
     if ns.output is not None and Path(ns.output).is_dir():
         raise SystemExit(f"lightning-ser predict: -o {ns.output} is a folder; name a CSV file")
     model = _load("predict", ns.ckpt, ns.device)
+    out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
+    if out is not None and Path(out).is_file() and not _is_predictions(Path(out)):
+        raise SystemExit(
+            f"lightning-ser predict: {out} exists and holds no predictions; name another -o "
+            "(a predictions CSV is replaced, any other file kept)"
+        )
     files = _files("predict", ns.inputs)
     for note in input_notes(model, ns.batch_frames):
         print(f"note: {note}", file=sys.stderr)
     preds = model.predict_files(files, batch_frames=ns.batch_frames)
-    out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
     if out is not None:
         write_predictions(preds, out, class_names=model.class_names)
     if ns.json:

@@ -362,6 +362,17 @@ def test_predict_of_a_model_on_whole_utterances_has_no_notes(ckpt: Path, clips, 
     assert "note:" not in capsys.readouterr().err
 
 
+def test_predict_replaces_its_own_csv_but_no_other_file(ckpt: Path, clips, tmp_path: Path) -> None:
+    out = tmp_path / "p.csv"
+    for _ in range(2):  # a predictions CSV is replaced
+        assert predict_command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(out)]) == 0
+    log = tmp_path / "metrics.csv"
+    log.write_text("epoch,train/loss\n0,1.0\n")
+    with pytest.raises(SystemExit, match="metrics.csv exists and holds no predictions"):
+        predict_command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(log)])
+    assert log.read_text() == "epoch,train/loss\n0,1.0\n"
+
+
 def test_an_output_of_the_wrong_kind_ends_in_one_line(ckpt: Path, clips, tmp_path: Path) -> None:
     a_file = tmp_path / "taken.csv"
     a_file.write_text("kept")

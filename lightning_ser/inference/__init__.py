@@ -15,6 +15,7 @@ from ..embedder import CHECKPOINT_FORMAT, ExportableEmbedder
 from .checkpoint import READABLE_FORMATS, CheckpointError, load_checkpoint
 from .export import export_metadata, export_onnx, export_torchscript
 from .files import (
+    CSV_HEAD,
     INFERENCE_EXTENSIONS,
     embed_files,
     find_audio,
@@ -25,6 +26,7 @@ from .model import DEFAULT_BATCH_FRAMES, EmotionModel, Prediction, _length_batch
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "CSV_HEAD",
     "DEFAULT_BATCH_FRAMES",
     "INFERENCE_EXTENSIONS",
     "READABLE_FORMATS",
