@@ -83,6 +83,15 @@ class SERCLI(LightningCLI):
         data = config.data.init_args if "init_args" in config.data else config.data
         if data.get("val_size") == 0 and self.subcommand == "validate":
             raise SystemExit("validate: data.val_size=0 leaves no validation part to validate")
+        ckpt = config.get("ckpt_path")
+        in_its_run = ckpt not in (None, "last") and runs.checkpoint_run_dir(ckpt) is not None
+        earlier = ckpt == "best" or (in_its_run and Path(ckpt).name != "last.ckpt")
+        if self.subcommand == "fit" and earlier and not config.get("run_dir"):
+            raise ValueError(
+                f"fit --ckpt_path {ckpt}: a run resumes from its last.ckpt (--ckpt_path last); "
+                "training on from an earlier checkpoint would overwrite the epochs after it: "
+                "add --run_dir NEW_FOLDER to train on from it in a new folder"
+            )
         if self.subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
             raise ValueError(
                 f"{self.subcommand} needs --ckpt_path best, last or a checkpoint file: without "

@@ -83,6 +83,22 @@ def test_evaluation_and_resumes_keep_the_record_of_training(cli, tmp_path: Path)
     assert (run / "resume_config.yaml").exists()
 
 
+def test_fit_from_the_best_checkpoint_into_its_own_run_is_refused(cli, tmp_path, capsys) -> None:
+    """It would retrain the epochs after the best one over the run's last.ckpt and log."""
+    cli("fit", *SHORT)
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    before = (run / "checkpoints/last.ckpt").read_bytes(), (run / "metrics.csv").read_text()
+    for ckpt in ("best", str(run / "checkpoints/best.ckpt")):
+        assert cli("fit", *SHORT, "--ckpt_path", ckpt) == 1
+        assert "a run resumes from its last.ckpt" in capsys.readouterr().err
+    assert (
+        (run / "checkpoints/last.ckpt").read_bytes(),
+        (run / "metrics.csv").read_text(),
+    ) == before
+    best = str(run / "checkpoints/best.ckpt")
+    assert cli("fit", *SHORT, "--ckpt_path", best, "--run_dir", "from_best") == 0  # a new folder
+
+
 def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
     assert cli("fit", *SHORT, "--run_dir", "elsewhere/mine") == 0
     assert (tmp_path / "elsewhere/mine/checkpoints/last.ckpt").exists()
