@@ -39,6 +39,13 @@ def dispatch(args: list[str] | None = None) -> Any:
     return lightning_main(argv)
 
 
+#: What an interrupted command says (Lightning stops a fit itself, and exits with status 1).
+INTERRUPTED = (
+    "lightning-ser: interrupted; a fit keeps its log and last.ckpt: the same command with "
+    "--ckpt_path last resumes it (cv and sweep resume by themselves)"
+)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of the `lightning` and `lightning-ser` commands: returns the exit status.
 
@@ -53,8 +60,13 @@ def main(args: list[str] | None = None) -> int:
         result = dispatch(argv)
         finished = True
     except KeyboardInterrupt:
-        print("lightning-ser: interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+    except SystemExit as err:
+        if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit(1) after Ctrl-C
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        raise
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into one line
         if debug:
             raise

@@ -4,6 +4,7 @@ the wrong split, kept logs, and one-line errors. Each case failed before its fix
 from __future__ import annotations
 
 import csv
+import signal
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,25 @@ def test_fit_from_the_best_checkpoint_into_its_own_run_is_refused(cli, tmp_path,
     ) == before
     best = str(run / "checkpoints/best.ckpt")
     assert cli("fit", *SHORT, "--ckpt_path", best, "--run_dir", "from_best") == 0  # a new folder
+
+
+def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Lightning stops the fit itself and exits with status 1, without a word on resuming."""
+    from lightning_ser.module import EmotionEmbeddingModule
+
+    def pressed(self) -> None:
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EmotionEmbeddingModule, "on_train_epoch_end", pressed, raising=False)
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C while it shuts down
+    try:
+        assert cli("fit", "--trainer.max_epochs", "4") == 130
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert "--ckpt_path last resumes it" in capsys.readouterr().err
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    assert (run / "checkpoints/last.ckpt").exists() and (run / "metrics.csv").exists()
 
 
 def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
