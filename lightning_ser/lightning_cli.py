@@ -247,6 +247,15 @@ class SERCLI(LightningCLI):
     def before_predict(self) -> None:
         self._before_evaluation()
 
+    def after_predict(self) -> None:
+        batches = self.trainer.predict_loop.predictions or []
+        count = sum(len(batch["prediction"]) for batch in batches)
+        print(
+            f"[predict] {count} test utterances predicted (in trainer.predict_loop.predictions; "
+            "no file written): `lightning-ser predict --ckpt CKPT FILES... -o CSV` writes a CSV",
+            flush=True,
+        )
+
     def after_test(self) -> None:
         metrics = self.trainer.callback_metrics
         head = ", ".join(

@@ -70,7 +70,7 @@ def test_fast_dev_run(run) -> None:
     assert cli.trainer.state.finished
 
 
-def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> None:
+def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path, capsys) -> None:
     cli = run("fit")
     run_dir = tmp_path / "runs" / "ravdess" / "holdout" / "version_0"
     module = cli.model
@@ -95,9 +95,11 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path) -> No
     assert "holdout" in report
     assert (run_dir / "report" / "angle_matrix.png").exists()
 
+    capsys.readouterr()
     predicted = run("predict", "--ckpt_path", "best")
     batches = predicted.trainer.predict_loop.predictions
     assert sum(len(b["prediction"]) for b in batches) == len(split["test"])
+    assert f"[predict] {len(split['test'])} test utterances predicted" in capsys.readouterr().out
     assert batches[0]["angles"].shape[1] == 8
 
     # the same checkpoint tested over crops: class embeddings are recomputed the same way
