@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import LearningRateMonitor, WeightAveraging
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking, mixup
@@ -70,6 +70,23 @@ def refuse_differences(
     ]
     if differ:
         raise ValueError(f"{what}: " + ", ".join(differ) + (f"; {advice}" if advice else ""))
+
+
+def run_checkpoints(monitor: str | None) -> list[ModelCheckpoint]:
+    """`checkpoints/best.ckpt` (the best `monitor`, or the last epoch without validation) and
+    `checkpoints/last.ckpt` after every epoch: what `--ckpt_path best|last` and `cv` read."""
+    return [
+        ModelCheckpoint(
+            monitor=monitor,
+            mode="max",
+            filename="best",
+            enable_version_counter=False,
+            save_on_train_epoch_end=monitor is None,
+        ),
+        ModelCheckpoint(
+            filename="last", enable_version_counter=False, save_on_train_epoch_end=True
+        ),
+    ]
 
 
 def default_optimizer(params: Iterable) -> torch.optim.Optimizer:
@@ -301,7 +318,8 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def configure_callbacks(self) -> list[pl.Callback]:
         """What the two-stage schedule needs, unless the trainer's config already has it: the
         per-stage early stopping (the paper's 0.0005 within 15 validations), the learning
-        rate monitor, and the weight averaging that `ema_decay` asks for."""
+        rate monitor, the weight averaging that `ema_decay` asks for, and the run's best and
+        last checkpoints."""
         from .callbacks import ExponentialWeightAveraging, StageEarlyStopping
 
         have = {type(c) for c in self.trainer.callbacks}
@@ -315,6 +333,10 @@ class EmotionEmbeddingModule(pl.LightningModule):
             callbacks.append(ExponentialWeightAveraging(self.hparams.ema_decay))
         if self.trainer.loggers and LearningRateMonitor not in have:
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        if self.trainer.state.fn == "fit" and not any(
+            isinstance(c, ModelCheckpoint) and c.filename for c in self.trainer.callbacks
+        ):  # a config that lists none (a second -c replacing the callbacks): the run's files
+            callbacks += run_checkpoints(self.hparams.monitor if self.validates else None)
         return callbacks
 
     def sync_schedule(self, epoch: int) -> None:

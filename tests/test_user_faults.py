@@ -119,6 +119,19 @@ def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monke
     assert (run / "checkpoints/last.ckpt").exists() and (run / "metrics.csv").exists()
 
 
+def test_a_second_config_replacing_the_callbacks_keeps_the_checkpoints(cli, tmp_path) -> None:
+    """Lists replace lists when -c files compose; best.ckpt and last.ckpt are the run's own."""
+    patient = tmp_path / "patient.yaml"
+    patient.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning_ser.callbacks.StageEarlyStopping\n"
+        "      init_args: {monitor: val/least_angle/wa, patience: 1000}\n"
+    )
+    assert cli("fit", "-c", str(patient), *SHORT) == 0
+    saved = tmp_path / "runs/ravdess/holdout/version_0/checkpoints"
+    assert sorted(p.name for p in saved.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert cli("test", "-c", str(patient), "--ckpt_path", "best") == 0
+
+
 def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
     assert cli("fit", *SHORT, "--run_dir", "elsewhere/mine") == 0
     assert (tmp_path / "elsewhere/mine/checkpoints/last.ckpt").exists()
