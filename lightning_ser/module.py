@@ -356,7 +356,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         return getattr(getattr(self.trainer, "datamodule", None), "has_validation", True)
 
     def on_train_start(self) -> None:
-        self.check_split()  # resuming a checkpoint of another split is refused, too
+        self.check_split(resuming=True)  # resuming on another split is refused, always
         self.sync_schedule(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
@@ -546,14 +546,15 @@ class EmotionEmbeddingModule(pl.LightningModule):
         if self.class_embeddings.abs().sum() == 0 or stale:
             self.refresh_class_embeddings()
 
-    def check_split(self) -> None:
+    def check_split(self, resuming: bool = False) -> None:
         """Refuse to evaluate a checkpoint on another split than the one it was trained on: its
-        test part could hold training utterances. `--evaluate_elsewhere true` allows it."""
+        test part could hold training utterances. `--evaluate_elsewhere true` allows an
+        evaluation; a resumed fit is always refused."""
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.trained_on is None or not hasattr(datamodule, "split_identity"):
             return
-        if not self.evaluate_elsewhere:
-            refuse_other_split(self.trained_on, datamodule.split_identity)
+        if resuming or not self.evaluate_elsewhere:
+            refuse_other_split(self.trained_on, datamodule.split_identity, resuming)
 
     @property
     def evaluated_elsewhere(self) -> bool:

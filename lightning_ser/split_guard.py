@@ -22,13 +22,20 @@ def describe_split(identity: dict[str, Any]) -> str:
     )
 
 
-def refuse_other_split(trained_on: dict[str, Any], now: dict[str, Any]) -> None:
-    """Raise SplitMismatchError, naming both splits and the way out, when they differ."""
+def refuse_other_split(
+    trained_on: dict[str, Any], now: dict[str, Any], resuming: bool = False
+) -> None:
+    """Raise SplitMismatchError, naming both splits and the way out, when they differ (a
+    resumed fit has no way round: it would train on another split's test part)."""
     if now == trained_on:
         return
+    way_out = (
+        "or start a new fit without --ckpt_path"
+        if resuming
+        else "or pass --evaluate_elsewhere true to evaluate anyway"
+    )
     raise SplitMismatchError(
         f"the checkpoint was trained on {describe_split(trained_on)} but this run's data gives "
         f"{describe_split(now)}: its test part may hold training utterances. Use the training "
-        "settings (--data.split / --data.fold / --data.seed / --data.root), or pass "
-        "--evaluate_elsewhere true to evaluate anyway"
+        f"settings (--data.split / --data.fold / --data.seed / --data.root), {way_out}"
     )

@@ -67,7 +67,7 @@ def test_a_second_fit_into_a_named_run_folder_is_refused(cli, tmp_path: Path, ca
     assert cli("fit", *SHORT, "--run_dir", "mine", "--ckpt_path", "last") == 0  # resuming is fine
 
 
-def test_evaluation_and_resumes_keep_the_record_of_training(cli, tmp_path: Path) -> None:
+def test_evaluation_and_resumes_keep_the_record_of_training(cli, tmp_path: Path, capsys) -> None:
     """config.yaml, hparams.yaml and split.json say how the run trained; `test`, a resume and
     a refused resume write their own files beside them."""
     cli("fit", *SHORT, "--data.batch_size", "16")
@@ -79,6 +79,7 @@ def test_evaluation_and_resumes_keep_the_record_of_training(cli, tmp_path: Path)
     last = str(run / "checkpoints/last.ckpt")
     assert cli("fit", *SHORT, "--ckpt_path", last, "--model.channels", "12") == 1  # refused
     assert cli("fit", *SHORT, "--ckpt_path", last, "--data.split", "kfold") == 1  # refused
+    assert "start a new fit without --ckpt_path" in capsys.readouterr().err  # no evaluate_elsewhere
     assert {name: (run / name).read_bytes() for name in record} == record
     assert (run / "test_config.yaml").exists() and (run / "test_hparams.yaml").exists()
     assert (run / "resume_config.yaml").exists()
