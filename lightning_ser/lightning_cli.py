@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import yaml
 from pytorch_lightning.cli import LightningCLI
 
 from . import runs
@@ -288,8 +289,23 @@ def _drop_tips(record: logging.LogRecord) -> bool:
     return "Tip:" not in str(record.msg)
 
 
+def check_config_files(args: list[str]) -> None:
+    """Refuse, in one line naming the file and line, a `-c` file that is not valid YAML
+    (jsonargparse's own error names only "<unicode string>")."""
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag in ("-c", "--config") and Path(value).is_file():
+            try:
+                yaml.safe_load(Path(value).read_text())
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+                raise ValueError(f"{value}: not valid YAML{where}: {problem}") from None
+
+
 def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
     """Run LightningCLI (fit / validate / test / predict) with this project's classes."""
+    check_config_files(list(args or []))
     # main() always passes the arguments explicitly (so tests and subcommands share one path);
     # LightningCLI warns whenever sys.argv is not empty at the same time, which is expected here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

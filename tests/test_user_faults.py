@@ -220,6 +220,11 @@ def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> No
         (["--data.features.n_mfcc", "x"], None, "data.features.n_mfcc: expected int, got x"),
         (["--model.miner", "nonsense"], None, "model.miner: expected one of 'semihard'"),
         (["-c", "no/such.yaml"], None, "no/such.yaml"),
+        (
+            ["-c", str(Path(__file__).parent / "conf" / "broken.yaml")],
+            None,
+            "broken.yaml: not valid YAML (line 4",
+        ),
     ],
 )
 def test_mistakes_end_in_one_line(cli, tmp_path: Path, capsys, args, root, expected) -> None:
