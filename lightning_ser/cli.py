@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import runs, tools
-from .lightning_cli import SERCLI, lightning_main
+from .lightning_cli import RUN_DIR_ENV, SERCLI, lightning_main
 
 
 def dispatch(args: list[str] | None = None) -> Any:
@@ -39,11 +40,15 @@ def dispatch(args: list[str] | None = None) -> Any:
     return lightning_main(argv)
 
 
-#: What an interrupted command says (Lightning stops a fit itself, and exits with status 1).
-INTERRUPTED = (
-    "lightning-ser: interrupted; a fit keeps its log and last.ckpt: the same command with "
-    "--ckpt_path last resumes it (cv and sweep resume by themselves)"
-)
+def interrupted() -> str:
+    """What an interrupted command says: how to resume the run it was training, if any."""
+    folder = os.environ.get(RUN_DIR_ENV)
+    last = Path(folder) / "checkpoints" / "last.ckpt" if folder else None
+    if last is not None and last.is_file():
+        how = f"the same command with --ckpt_path {last} resumes it"
+    else:
+        how = "no checkpoint was written yet: run the command again"
+    return f"lightning-ser: interrupted; {how} (cv and sweep resume by themselves)"
 
 
 def main(args: list[str] | None = None) -> int:
@@ -60,11 +65,11 @@ def main(args: list[str] | None = None) -> int:
         result = dispatch(argv)
         finished = True
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(interrupted(), file=sys.stderr)
         return 130
     except SystemExit as err:
         if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit(1) after Ctrl-C
-            print(INTERRUPTED, file=sys.stderr)
+            print(interrupted(), file=sys.stderr)
             return 130
         raise
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into one line

@@ -69,7 +69,9 @@ def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
 
 
 def _is_predictions(path: Path) -> bool:
-    """Whether `path` is a predictions CSV this command wrote (its first columns)."""
+    """Whether `path` is a predictions CSV this command wrote (its first columns) or empty."""
+    if path.stat().st_size == 0:
+        return True
     with open(path, newline="", errors="replace") as handle:
         header = handle.readline().strip().split(",")
     return header[: len(CSV_HEAD)] == list(CSV_HEAD)

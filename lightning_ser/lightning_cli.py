@@ -91,7 +91,8 @@ class SERCLI(LightningCLI):
             raise ValueError(
                 f"fit --ckpt_path {ckpt}: a run resumes from its last.ckpt (--ckpt_path last); "
                 "training on from an earlier checkpoint would overwrite the epochs after it: "
-                "add --run_dir NEW_FOLDER to train on from it in a new folder"
+                "to train on from it in a new folder, pass the checkpoint file "
+                "(.../checkpoints/best.ckpt) with --run_dir NEW_FOLDER"
             )
         if self.subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
             raise ValueError(
@@ -120,7 +121,13 @@ class SERCLI(LightningCLI):
             say_if_the_trainer_cuts_the_stages(trainer, config.model)
         # config.yaml records how a run trained: evaluating it, or a resume (even a refused
         # one), writes <subcommand>_config.yaml / resume_config.yaml beside it instead
-        resumed = self.subcommand == "fit" and config.get("ckpt_path")
+        run_dir = getattr(self, "run_dir", None)
+        resumed = bool(
+            self.subcommand == "fit"
+            and config.get("ckpt_path")
+            and run_dir is not None
+            and (run_dir / "config.yaml").exists()
+        )
         record = "resume" if resumed else self.subcommand
         if record != "fit":
             self.save_config_kwargs["config_filename"] = f"{record}_config.yaml"

@@ -73,7 +73,10 @@ class ClassWiseTripletMarginLoss(torch.nn.Module):
             below_positive = torch.searchsorted(negatives, positive, right=False)
             first, end = {
                 "semihard": (above_low, below_positive),
-                "hard": (below_positive, torch.full_like(below_positive, negatives.shape[1])),
+                "hard": (  # s(a, n) >= s(a, p), and a loss above zero for margins <= 0
+                    torch.maximum(below_positive, above_low),
+                    torch.full_like(below_positive, negatives.shape[1]),
+                ),
                 "all": (above_low, torch.full_like(above_low, negatives.shape[1])),
             }[self.type_of_triplets]
             pairs = ~torch.eye(len(anchors), dtype=torch.bool, device=sim.device)

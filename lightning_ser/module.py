@@ -333,9 +333,11 @@ class EmotionEmbeddingModule(pl.LightningModule):
             callbacks.append(ExponentialWeightAveraging(self.hparams.ema_decay))
         if self.trainer.loggers and LearningRateMonitor not in have:
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-        if self.trainer.state.fn == "fit" and not any(
-            isinstance(c, ModelCheckpoint) and c.filename for c in self.trainer.callbacks
-        ):  # a config that lists none (a second -c replacing the callbacks): the run's files
+        saving = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        lightnings_own = len(saving) == 1 and not saving[0].filename and not saving[0].monitor
+        if self.trainer.state.fn == "fit" and lightnings_own:
+            # a config that lists no checkpoint (a second -c replacing the callbacks) gets the
+            # run's own files in place of Lightning's default epoch=N-step=M.ckpt
             callbacks += run_checkpoints(self.hparams.monitor if self.validates else None)
         return callbacks
 

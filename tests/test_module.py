@@ -98,6 +98,23 @@ def test_class_wise_triplet_loss_is_pml_miner_and_loss(miner: str, labels: torch
         assert got.item() == 0.0
 
 
+@pytest.mark.parametrize("miner", MARGIN_MINERS)
+@pytest.mark.parametrize("margin", [0.0, -0.1, 1.5])
+def test_class_wise_triplet_loss_matches_pml_at_any_margin_with_ties(miner, margin) -> None:
+    torch.manual_seed(1)
+    emb = torch.nn.functional.normalize(torch.randn(12, 4), dim=-1).repeat(2, 1)  # exact ties
+    emb.requires_grad_()
+    labels = torch.arange(3).repeat(8)
+    oracle = losses.TripletMarginLoss(margin=margin, distance=CosineSimilarity())
+    expected = oracle(emb, labels, build_miner(miner, margin)(emb, labels))
+    got = ClassWiseTripletMarginLoss(margin, miner)(emb, labels)
+    torch.testing.assert_close(got, expected)
+    if expected.item() > 0:
+        (want,) = torch.autograd.grad(expected, emb)
+        (have,) = torch.autograd.grad(got, emb)
+        torch.testing.assert_close(have, want)
+
+
 def test_triplet_objective_scores_margin_miners_class_wise() -> None:
     assert isinstance(TripletObjective(0.2, "semihard").class_wise, ClassWiseTripletMarginLoss)
     assert TripletObjective(0.2, "batch_hard").class_wise is None  # pml's miner and loss

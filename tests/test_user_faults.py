@@ -99,6 +99,7 @@ def test_fit_from_the_best_checkpoint_into_its_own_run_is_refused(cli, tmp_path,
     ) == before
     best = str(run / "checkpoints/best.ckpt")
     assert cli("fit", *SHORT, "--ckpt_path", best, "--run_dir", "from_best") == 0  # a new folder
+    assert (tmp_path / "from_best" / "config.yaml").exists()  # a new run's own record
 
 
 def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -115,8 +116,9 @@ def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monke
         assert cli("fit", "--trainer.max_epochs", "4") == 130
     finally:
         signal.signal(signal.SIGINT, handler)
-    assert "--ckpt_path last resumes it" in capsys.readouterr().err
     run = tmp_path / "runs/ravdess/holdout/version_0"
+    last = Path("runs/ravdess/holdout/version_0/checkpoints/last.ckpt")
+    assert f"--ckpt_path {last} resumes it" in capsys.readouterr().err
     assert (run / "checkpoints/last.ckpt").exists() and (run / "metrics.csv").exists()
 
 
