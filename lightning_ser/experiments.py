@@ -42,16 +42,25 @@ NOT_SETTINGS = (
 
 
 def settings(args: list[str]) -> list[str]:
-    """`args` as `--key=value` items, without NOT_SETTINGS: what two runs must share."""
-    items: list[str] = []
-    for arg in args:
-        if items and not arg.startswith("-") and "=" not in items[-1] and items[-1] != "-c":
-            items[-1] = f"{items[-1]}={arg}"
-        elif items and items[-1] == "-c":
-            items[-1] = f"-c={arg}"
-        else:
-            items.append(arg)
-    return [i for i in items if i.split("=", 1)[0] not in NOT_SETTINGS]
+    """What two runs must share: the `-c` files in their order, then each option's last value
+    (`--key value` and `--key=value` alike; jsonargparse lets the last one win), without
+    NOT_SETTINGS."""
+    configs: list[str] = []
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            configs.append(f"-c={args[i + 1]}")
+            i += 2
+            continue
+        key, _, value = arg.partition("=")
+        if not _ and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value, i = args[i + 1], i + 1  # `--key value`, a negative number included
+        values[key] = value
+        i += 1
+    kept = {k: v for k, v in values.items() if k not in NOT_SETTINGS}
+    return [*configs, *(f"{k}={v}" for k, v in sorted(kept.items()))]
 
 
 def refuse_other_settings(run_dir: Path, args: list[str]) -> None:
@@ -63,7 +72,7 @@ def refuse_other_settings(run_dir: Path, args: list[str]) -> None:
         if path.exists():
             before = settings(json.loads(path.read_text()).get("args", []))
             now = settings(args)
-            if sorted(before) != sorted(now):  # the order of the options is no setting
+            if before != now:
                 old = [a for a in before if a not in now] or ["-"]
                 new = [a for a in now if a not in before] or ["-"]
                 raise ValueError(
@@ -243,6 +252,8 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     if any(not 0 <= fold < total for fold in folds):
         raise ValueError(f"--folds {ns.folds}: {protocol} has folds 0 to {total - 1}")
     out = Path(ns.out or f"runs/cv-{datamodule.corpus}-{protocol}")
+    for fold in folds:  # before any fold trains
+        refuse_other_settings(out / f"fold_{fold}", [*args, "--data.fold", str(fold)])
     results = []
     for i, fold in enumerate(folds):
         run_dir = out / f"fold_{fold}"

@@ -197,3 +197,20 @@ def test_experiment_help_makes_no_folder(tmp_path: Path, monkeypatch, capsys) ->
     with pytest.raises(ValueError, match="RUN_DIR comes first"):
         dispatch(["experiment", "-c", "conf.yaml"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_pair_each_option_with_its_value_in_either_form() -> None:
+    same = experiments.settings(["-c", "a.yaml", "--model.margin=-0.2", "--data.seed", "-1"])
+    assert same == experiments.settings(
+        ["-c", "a.yaml", "--data.seed=-1", "--model.margin", "-0.2"]
+    )
+    swapped = experiments.settings(["-c", "a.yaml", "--model.margin", "-1", "--data.seed", "-0.2"])
+    assert same != swapped
+    later_wins = experiments.settings(
+        ["-c", "a.yaml", "--model.layers", "7", "--model.layers", "8"]
+    )
+    assert "--model.layers=8" in later_wins and "--model.layers=7" not in later_wins
+    assert experiments.settings(["-c", "a.yaml", "-c", "b.yaml"]) != experiments.settings(
+        ["-c", "b.yaml", "-c", "a.yaml"]
+    )  # the later config wins, so their order is a setting
+    assert experiments.settings(["--data.root", "/here"]) == experiments.settings([])
