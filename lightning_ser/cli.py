@@ -97,7 +97,14 @@ _BOILERPLATE = (
     "Given value type:",
     "Given value:",
     "Expected a <class 'NoneType'>",
+    "Not a valid subclass of",  # a list of loggers or callbacks: the class's reason follows
+    "Subclass types expect",
+    "a class path (str)",
+    "a dict with",
+    "a dict without",
+    "Expected a path but",
 )
+_NO_CLASS = "Expected a dot import path string: "
 _PARSER_KEY = re.compile(r'^Parser key "([^"]+)":\s*(.*)$')
 _EXPECTED = re.compile(r"^Expected an? (.+?)(?:\. Got value: (.*))?$")
 
@@ -117,12 +124,15 @@ def settings_error(message: str) -> str:
     given = reason = None
     for raw in message.splitlines():
         line = raw.strip().removeprefix("- ")
-        if match := _PARSER_KEY.match(line):
+        if (match := _PARSER_KEY.match(line)) and reason is None:
             path.append(match.group(1))
             line = match.group(2)
         if line.startswith("Given value:") and given is None:
             given = line.split(":", 1)[1].strip()
         if not line or reason is not None or line.startswith(_BOILERPLATE):
+            continue
+        if line.startswith(_NO_CLASS):
+            reason = f"no such class {line.removeprefix(_NO_CLASS)!r}"
             continue
         if (match := _EXPECTED.match(line)) and match.group(2) is None:
             expected.append(_type_name(match.group(1)))  # one of a union's members

@@ -221,6 +221,7 @@ def test_last_checkpoint_is_written_after_every_epoch(cli, tmp_path: Path) -> No
         (["--data.split", "kfld"], None, "data.split: expected one of 'holdout', 'kfold'"),
         (["--data.features.n_mfcc", "x"], None, "data.features.n_mfcc: expected int, got x"),
         (["--model.miner", "nonsense"], None, "model.miner: expected one of 'semihard'"),
+        (["--model", "NoSuchModule"], None, "model: no such class 'NoSuchModule'"),
         (["-c", "no/such.yaml"], None, "no/such.yaml"),
         (
             ["-c", str(Path(__file__).parent / "conf" / "broken.yaml")],
