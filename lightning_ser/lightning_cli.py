@@ -257,6 +257,8 @@ class SERCLI(LightningCLI):
 
     def after_predict(self) -> None:
         batches = self.trainer.predict_loop.predictions or []
+        if not self.trainer.is_global_zero or not batches:  # kept in memory on one device only
+            return
         count = sum(len(batch["prediction"]) for batch in batches)
         print(
             f"[predict] {count} test utterances predicted (in trainer.predict_loop.predictions; "
