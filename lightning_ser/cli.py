@@ -67,6 +67,9 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(interrupted(), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head` stopped reading: what it wanted was printed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a command that wrote to a closed pipe
     except SystemExit as err:
         if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit(1) after Ctrl-C
             print(interrupted(), file=sys.stderr)

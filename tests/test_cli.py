@@ -291,3 +291,18 @@ def test_lightnings_own_cap_counts_when_max_epochs_is_unset(capsys) -> None:
     )
     say_if_the_trainer_cuts_the_stages({"max_epochs": None, "max_steps": 50}, stages)
     assert capsys.readouterr().out == ""  # a step cap: not this line's business
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`lightning-ser ... | head`: once head exits, the next print raises BrokenPipeError."""
+    from lightning_ser import cli
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    redirected = []
+    monkeypatch.setattr(cli, "dispatch", closed)
+    monkeypatch.setattr(cli.os, "dup2", lambda fd, to: redirected.append(to))
+    monkeypatch.setattr(cli.sys.stdout, "fileno", lambda: 1, raising=False)
+    assert cli.main(["sweep", "x.yaml", "--summarise"]) == 141
+    assert redirected == [1] and "error" not in capsys.readouterr().err
