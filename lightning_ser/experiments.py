@@ -54,8 +54,8 @@ def settings(args: list[str]) -> list[str]:
             configs.append(f"-c={args[i + 1]}")
             i += 2
             continue
-        key, _, value = arg.partition("=")
-        if not _ and i + 1 < len(args) and not args[i + 1].startswith("--"):
+        key, equals, value = arg.partition("=")
+        if not equals and i + 1 < len(args) and not args[i + 1].startswith("--"):
             value, i = args[i + 1], i + 1  # `--key value`, a negative number included
         values[key] = value
         i += 1

@@ -59,7 +59,7 @@ class ClassWiseTripletMarginLoss(torch.nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         sim = self.similarity(embeddings, embeddings)
         total = embeddings.sum().double() * 0.0  # pml's zero loss when no triplet counts
-        count = 0
+        count = torch.zeros((), dtype=torch.long, device=sim.device)  # no host sync per class
         for label in labels.unique():
             own = labels == label
             anchors = own.nonzero().squeeze(1)
@@ -84,8 +84,8 @@ class ClassWiseTripletMarginLoss(torch.nn.Module):
             summed = running.gather(1, end) - running.gather(1, first.clamp(max=end))
             violation = summed - n * (positive.double() - self.margin)
             total = total + torch.where(pairs, violation, 0.0).sum()
-            count += int(n.sum())
-        return (total / count if count else total).float()
+            count = count + n.sum()
+        return torch.where(count > 0, total / count.clamp(min=1), total).float()
 
 
 class TripletObjective(torch.nn.Module):
