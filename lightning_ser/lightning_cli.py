@@ -9,6 +9,7 @@ another split. `lightning_main(args)` runs in-process, so tests drive the real C
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import asdict
@@ -21,6 +22,8 @@ from pytorch_lightning.cli import LightningCLI
 
 from . import runs
 from .data.datamodule import EmotionDataModule
+from .inference.files import write_predictions
+from .inference.model import Prediction
 from .module import EmotionEmbeddingModule
 
 #: Hands the run folder chosen by rank 0 to the DDP ranks its launcher starts.
@@ -259,10 +262,11 @@ class SERCLI(LightningCLI):
         batches = self.trainer.predict_loop.predictions or []
         if not self.trainer.is_global_zero or not batches:  # kept in memory on one device only
             return
-        count = sum(len(batch["prediction"]) for batch in batches)
+        out = Path(self.trainer.log_dir or ".") / "test_predictions.csv"
+        count = write_test_predictions(batches, self.datamodule, out)
         print(
-            f"[predict] {count} test utterances predicted (in trainer.predict_loop.predictions; "
-            "no file written): `lightning-ser predict --ckpt CKPT FILES... -o CSV` writes a CSV",
+            f"[predict] {count} test utterances predicted: {out} (true label in its last "
+            "column); `lightning-ser predict --ckpt CKPT FILES... -o CSV` predicts other audio",
             flush=True,
         )
 
@@ -277,6 +281,35 @@ class SERCLI(LightningCLI):
         report = Path(self.trainer.log_dir or ".") / "report" / "report.md"
         if report.exists():
             print(f"[test] report: {report}", flush=True)
+
+
+def write_test_predictions(
+    batches: list[dict[str, torch.Tensor]], datamodule: EmotionDataModule, out: Path
+) -> int:
+    """Write `predict_step`'s outputs on the test part as a predictions CSV (the columns of
+    `lightning-ser predict -o`, plus each utterance's true `label`); returns the row count."""
+    names = datamodule.class_names
+    utterances = datamodule.utterances
+    preds, labels = [], []
+    for batch in batches:
+        for k, index in enumerate(batch["index"].tolist()):
+            angles = batch["angles"][k].tolist()
+            least = int(batch["prediction"][k])
+            utterance = utterances[index]
+            preds.append(
+                Prediction(
+                    path=utterance.path,
+                    status="ok",
+                    emotion=names[least],
+                    angles=dict(zip(names, angles, strict=True)),
+                    cosine=math.cos(math.radians(angles[least])),
+                    softmax_emotion=names[int(batch["softmax_prediction"][k])],
+                    frames=int(batch["frames"][k]),
+                )
+            )
+            labels.append(utterance.label)
+    write_predictions(preds, out, class_names=names, labels=labels)
+    return len(preds)
 
 
 def without_validation(trainer: Any) -> None:

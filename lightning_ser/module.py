@@ -590,4 +590,11 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         emb, logits = self(batch["x"], batch["lengths"])
         pred, angles = self.embedder.classify(emb)
-        return {"index": batch["index"], "prediction": pred, "angles": angles, "embeddings": emb}
+        return {
+            "index": batch["index"],
+            "prediction": pred,
+            "angles": angles,
+            "embeddings": emb,
+            "softmax_prediction": logits.argmax(dim=1),
+            "frames": batch["lengths"],
+        }

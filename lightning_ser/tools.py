@@ -45,8 +45,8 @@ def top_level_help() -> str:
         "`lightning-ser COMMAND --help` shows a command's options. fit / validate / test take",
         "every setting of the YAML config on the command line (--data.split kfold, --model.layers",
         "7), and several -c files (a corpus: -c conf/ravdess.yaml -c conf/corpora/emodb.yaml);",
-        "`predict -c CONFIG --ckpt_path best` is Lightning's own predict on the test part,",
-        "for Python callers (trainer.predict_loop.predictions; it writes no file). --debug",
+        "`predict -c CONFIG --ckpt_path best` is Lightning's own predict on the test part",
+        "(test_predictions.csv in the run folder, with each utterance's true label). --debug",
         "shows tracebacks instead of one-line errors.",
     ]
     return "\n".join(lines)

@@ -101,6 +101,18 @@ def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path, capsy
     assert sum(len(b["prediction"]) for b in batches) == len(split["test"])
     assert f"[predict] {len(split['test'])} test utterances predicted" in capsys.readouterr().out
     assert batches[0]["angles"].shape[1] == 8
+    with open(run_dir / "test_predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    utterances = predicted.datamodule.utterances
+    assert [(r["path"], r["label"]) for r in rows] == [
+        (utterances[i].path, utterances[i].label) for b in batches for i in b["index"].tolist()
+    ]
+    assert {(r["path"]) for r in rows} == {utterances[i].path for i in split["test"]}
+    first = batches[0]
+    assert rows[0]["emotion"] == cli.datamodule.class_names[int(first["prediction"][0])]
+    assert float(rows[0][f"angle_{rows[0]['emotion']}"]) == pytest.approx(
+        float(first["angles"][0].min()), abs=1e-3
+    )
 
     # the same checkpoint tested over crops: class embeddings are recomputed the same way
     saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)

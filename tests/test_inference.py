@@ -265,6 +265,10 @@ def test_write_predictions_csv_and_json(tmp_path: Path, model: EmotionModel, cli
     assert data[0]["angles"].keys() == set(CLASSES) and data[1]["error"]
     errors_only = write_predictions([Prediction("x.wav", "error", error="bad")], tmp_path / "e.csv")
     assert read_csv(errors_only)[0]["error"] == "bad"
+    labelled = write_predictions(preds, tmp_path / "l.csv", labels=["happy", ""])
+    assert [row["label"] for row in read_csv(labelled)] == ["happy", ""]
+    with pytest.raises(ValueError, match="1 labels for 2 predictions"):
+        write_predictions(preds, tmp_path / "l.csv", labels=["happy"])
 
 
 def test_embed_files_writes_npy_and_index(model: EmotionModel, clips, tmp_path: Path) -> None:

@@ -62,20 +62,26 @@ def _fmt(value: float | None, digits: int = 6) -> str:
 
 
 def write_predictions(
-    preds: Sequence[Prediction], out_csv: str | Path, class_names: Sequence[str] | None = None
+    preds: Sequence[Prediction],
+    out_csv: str | Path,
+    class_names: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Path:
     """Write predictions as CSV (one angle column per emotion), atomically; returns the path.
 
     `class_names` fixes the angle columns; by default they come from the first "ok" prediction.
+    `labels` (the true emotion of each file, when known) adds a last column, `label`.
     """
     if class_names is None:
         class_names = next((list(p.angles) for p in preds if p.angles), [])
-    columns = csv_columns(class_names)
+    if labels is not None and len(labels) != len(preds):
+        raise ValueError(f"{len(labels)} labels for {len(preds)} predictions")
+    columns = csv_columns(class_names) + (["label"] if labels is not None else [])
     out_csv = Path(out_csv)
     with atomic_open(out_csv) as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        for p in preds:
+        for k, p in enumerate(preds):
             row = {
                 "path": p.path,
                 "status": p.status,
@@ -88,6 +94,8 @@ def write_predictions(
             }
             for c in class_names:
                 row[f"angle_{c}"] = _fmt(p.angles.get(c), 4)
+            if labels is not None:
+                row["label"] = labels[k]
             writer.writerow(row)
     return out_csv
 
