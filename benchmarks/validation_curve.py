@@ -8,6 +8,12 @@ how far its end is from that peak, which is what choosing a fixed epoch count ne
 
 Reads each finished fold's `metrics.csv` (folds with a `result.json`); prints the mean of each
 fold's own best, the mean curve's peak and last epoch, and the curve every `--every` epochs.
+`--against REF_CV_DIR` screens a setting against a reference cv, fold by fold and on
+validation only (each fold's best, its mean from `--from-epoch` on, how many of those
+validations are ahead / behind the reference's at the same epoch, the last epoch):
+
+    python benchmarks/validation_curve.py runs/screen-kfold-timinput \
+        --against benchmarks/results/ravdess_kfold
 """
 
 from __future__ import annotations
@@ -55,13 +61,47 @@ def describe(curves: dict[str, dict[int, float]], every: int = 20) -> str:
     return "\n".join(lines)
 
 
+def compare(
+    curves: dict[str, dict[int, float]],
+    reference: dict[str, dict[int, float]],
+    from_epoch: int = 59,
+) -> str:
+    """A markdown table, one row per fold both cvs finished: `curves` against `reference`."""
+    lines = [
+        f"| fold | val best: new / reference | mean from epoch {from_epoch}: new / reference "
+        "| validations ahead / behind | last epoch: new / reference |",
+        "|---|---|---|---|---|",
+    ]
+    for fold in sorted(set(curves) & set(reference), key=lambda f: int(f.split("_")[-1])):
+        new, ref = curves[fold], reference[fold]
+        later = [e for e in sorted(set(new) & set(ref)) if e >= from_epoch]
+        if not later:
+            continue
+        ahead = sum(new[e] > ref[e] for e in later)
+        behind = sum(new[e] < ref[e] for e in later)
+        mean_new = sum(new[e] for e in later) / len(later)
+        mean_ref = sum(ref[e] for e in later) / len(later)
+        lines.append(
+            f"| {fold} | {100 * max(new.values()):.2f}% / {100 * max(ref.values()):.2f}% "
+            f"| {100 * mean_new:.2f}% / {100 * mean_ref:.2f}% "
+            f"| {ahead} / {behind} of {len(later)} "
+            f"| {100 * new[later[-1]]:.2f}% / {100 * ref[later[-1]]:.2f}% (epoch {later[-1]}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("cv_dir", type=Path, help="a `lightning-ser cv` output folder")
     parser.add_argument("--metric", default="val/least_angle/wa")
     parser.add_argument("--every", type=int, default=20, help="print the curve every N epochs")
+    parser.add_argument("--against", type=Path, help="a reference cv folder to screen against")
+    parser.add_argument("--from-epoch", type=int, default=59, help="first epoch of the means")
     args = parser.parse_args()
-    print(describe(fold_curves(args.cv_dir, args.metric), args.every))
+    curves = fold_curves(args.cv_dir, args.metric)
+    print(describe(curves, args.every))
+    if args.against:
+        print(compare(curves, fold_curves(args.against, args.metric), args.from_epoch))
 
 
 if __name__ == "__main__":

@@ -38,3 +38,17 @@ def test_the_mean_curve_shows_the_noise_of_each_folds_best(tmp_path: Path) -> No
     assert "mean of each fold's best 80.00%" in text  # (0.9 + 0.7) / 2, above every mean epoch
     assert "peaks at epoch 9 (70.00%), last epoch 14: 70.00%" in text
     assert curve.describe({}) == "no finished folds (fold_*/result.json)"
+
+
+def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path) -> None:
+    curve = load_script()
+    write_fold(tmp_path / "new", "fold_0", {4: 0.5, 9: 0.8, 14: 0.6})
+    write_fold(tmp_path / "new", "fold_1", {4: 0.5})  # the reference has no fold_1
+    write_fold(tmp_path / "ref", "fold_0", {4: 0.9, 9: 0.7, 14: 0.6})
+    new = curve.fold_curves(tmp_path / "new", "val/least_angle/wa")
+    ref = curve.fold_curves(tmp_path / "ref", "val/least_angle/wa")
+    rows = curve.compare(new, ref, from_epoch=5).splitlines()
+    assert len(rows) == 3  # header, rule, fold_0 only
+    assert rows[2] == (
+        "| fold_0 | 80.00% / 90.00% | 70.00% / 65.00% | 1 / 0 of 2 | 60.00% / 60.00% (epoch 14) |"
+    )
