@@ -154,17 +154,18 @@ def predict_command(argv: list[str]) -> int:
     for note in input_notes(model, ns.batch_frames):
         print(f"note: {note}", file=sys.stderr)
     preds = model.predict_files(files, batch_frames=ns.batch_frames)
-    if out is not None:
+    worked = any(p.status != "error" for p in preds)
+    if out is not None and worked:  # a mistyped input never replaces earlier predictions
         write_predictions(preds, out, class_names=model.class_names)
     if ns.json:
         print(json.dumps(predictions_to_json(preds), indent=2))
-        print(summary_line(preds), file=sys.stderr)
     else:
         print(format_table(preds))
-        if out is not None:
+        if out is not None and worked:
             print(f"wrote {Path(out).resolve()}")
-        print(summary_line(preds))
-    return 0 if any(p.status != "error" for p in preds) else 1
+    summary = summary_line(preds) + ("" if worked or out is None else f"; {out} not written")
+    print(summary, file=sys.stderr if ns.json else sys.stdout)
+    return 0 if worked else 1
 
 
 def embed_command(argv: list[str]) -> int:
@@ -179,9 +180,15 @@ def embed_command(argv: list[str]) -> int:
     for note in input_notes(model, ns.batch_frames):
         print(f"note: {note}", file=sys.stderr)
     result = embed_files(model, files, ns.output, batch_frames=ns.batch_frames)
+    counts = f"{result['files']} files: {result['ok']} ok, {result['errors']} errors"
+    if not result["ok"]:
+        for path, error in result["failures"][:5]:
+            print(f"{path}: {error}")
+        print(f"{counts}; nothing written to {ns.output}")
+        return 1
     print(f"wrote {Path(result['embeddings']).resolve()} and {Path(result['index']).resolve()}")
-    print(f"{result['files']} files: {result['ok']} ok, {result['errors']} errors")
-    return 0 if result["ok"] else 1
+    print(counts)
+    return 0
 
 
 def export_command(argv: list[str]) -> int:

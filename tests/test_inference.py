@@ -350,6 +350,23 @@ def test_predict_command_all_broken_exits_1(
     assert "3 files: 0 ok, 3 errors" in capsys.readouterr().err
 
 
+def test_a_mistyped_input_keeps_the_earlier_predictions_and_embeddings(
+    ckpt: Path, clips, tmp_path: Path, capsys
+) -> None:
+    out_csv, out_dir = tmp_path / "p.csv", tmp_path / "emb"
+    typo = str(clips["root"]) + "_typo"
+    assert predict_command(["--ckpt", str(ckpt), str(clips["root"]), "-o", str(out_csv)]) == 0
+    assert embed_command(["--ckpt", str(ckpt), str(clips["root"]), "-o", str(out_dir)]) == 0
+    before = (out_csv.read_bytes(), (out_dir / "embeddings.npy").read_bytes())
+    capsys.readouterr()
+    assert predict_command(["--ckpt", str(ckpt), typo, "-o", str(out_csv)]) == 1
+    assert f"1 files: 0 ok, 1 errors; {out_csv} not written" in capsys.readouterr().out
+    assert embed_command(["--ckpt", str(ckpt), typo, "-o", str(out_dir)]) == 1
+    printed = capsys.readouterr().out
+    assert f"{typo}: " in printed and f"nothing written to {out_dir}" in printed
+    assert (out_csv.read_bytes(), (out_dir / "embeddings.npy").read_bytes()) == before
+
+
 def test_predict_says_that_a_fixed_length_model_judges_the_central_seconds(
     clips, tmp_path: Path, capsys
 ) -> None:

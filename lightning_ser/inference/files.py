@@ -131,10 +131,12 @@ def embed_files(
 
     `index.csv` has one row per file (row, path, label, status, error): `row` indexes
     `embeddings.npy` for files that worked and is empty for files that failed; `label` is the
-    emotion of a RAVDESS file name, else empty.
+    emotion of a RAVDESS file name, else empty. When no file worked nothing is written, so a
+    mistyped input never replaces the files of an earlier call.
 
     Returns:
-        {"embeddings": path, "index": path, "files": N, "ok": K, "errors": M}.
+        {"embeddings": path or None, "index": path or None, "files": N, "ok": K, "errors": M,
+        "failures": [(path, error), ...]}.
     """
     out_dir = Path(out_dir)
     rows: list[dict[str, Any]] = []
@@ -147,11 +149,12 @@ def embed_files(
             rows.append({"row": "", "path": out.path, "status": "error", "error": out.error})
     for row in rows:
         row["label"] = ravdess_label(row["path"])
-    array = (
-        torch.stack(vectors).numpy().astype(np.float32)
-        if vectors
-        else np.zeros((0, model.embedding_dim), dtype=np.float32)
-    )
+    ok = len(vectors)
+    failures = [(row["path"], row["error"]) for row in rows if row["status"] == "error"]
+    counts = {"files": len(rows), "ok": ok, "errors": len(rows) - ok, "failures": failures}
+    if not vectors:
+        return {"embeddings": None, "index": None, **counts}
+    array = torch.stack(vectors).numpy().astype(np.float32)
     npy, index = out_dir / "embeddings.npy", out_dir / "index.csv"
     with atomic_open(npy, "wb") as handle:
         np.save(handle, array)
@@ -159,11 +162,4 @@ def embed_files(
         writer = csv.DictWriter(handle, fieldnames=["row", "path", "label", "status", "error"])
         writer.writeheader()
         writer.writerows(rows)
-    ok = len(vectors)
-    return {
-        "embeddings": npy,
-        "index": index,
-        "files": len(rows),
-        "ok": ok,
-        "errors": len(rows) - ok,
-    }
+    return {"embeddings": npy, "index": index, **counts}
