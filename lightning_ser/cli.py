@@ -40,8 +40,13 @@ def dispatch(args: list[str] | None = None) -> Any:
     return lightning_main(argv)
 
 
-def interrupted() -> str:
+def interrupted(command: str = "fit") -> str:
     """What an interrupted command says: how to resume the run it was training, if any."""
+    if command in ("cv", "sweep", "experiment"):
+        return (
+            f"lightning-ser: interrupted; the same {command} command resumes it (finished runs "
+            "are skipped, the interrupted one goes on from its last.ckpt)"
+        )
     folder = os.environ.get(RUN_DIR_ENV)
     last = Path(folder) / "checkpoints" / "last.ckpt" if folder else None
     if last is not None and last.is_file():
@@ -65,14 +70,14 @@ def main(args: list[str] | None = None) -> int:
         result = dispatch(argv)
         finished = True
     except KeyboardInterrupt:
-        print(interrupted(), file=sys.stderr)
+        print(interrupted(argv[0] if argv else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `... | head` stopped reading: what it wanted was printed
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141  # 128 + SIGPIPE, as a shell reports a command that wrote to a closed pipe
     except SystemExit as err:
         if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit(1) after Ctrl-C
-            print(interrupted(), file=sys.stderr)
+            print(interrupted(argv[0] if argv else ""), file=sys.stderr)
             return 130
         raise
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into one line

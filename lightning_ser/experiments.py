@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import re
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -41,17 +42,19 @@ NOT_SETTINGS = (
 )
 
 
-def settings(args: list[str]) -> list[str]:
+def settings(args: list[str], contents: bool = True) -> list[str]:
     """What two runs must share: the `-c` files in their order, then each option's last value
     (`--key value` and `--key=value` alike; jsonargparse lets the last one win), without
-    NOT_SETTINGS."""
+    NOT_SETTINGS. A `-c` file counts by its name and a digest of its contents (an edited
+    config is another setting, `./a.yaml` and `a.yaml` the same); `contents=False` gives the
+    form that folders made before the digests recorded (the path as written)."""
     configs: list[str] = []
     values: dict[str, str] = {}
     i = 0
     while i < len(args):
         arg = args[i]
         if arg in ("-c", "--config") and i + 1 < len(args):
-            configs.append(f"-c={args[i + 1]}")
+            configs.append(config_setting(args[i + 1]) if contents else f"-c={args[i + 1]}")
             i += 2
             continue
         key, equals, value = arg.partition("=")
@@ -63,24 +66,45 @@ def settings(args: list[str]) -> list[str]:
     return [*configs, *(f"{k}={v}" for k, v in sorted(kept.items()))]
 
 
-def refuse_other_settings(run_dir: Path, args: list[str]) -> None:
-    """Refuse, in one line, to count or resume a run folder made with other settings (a cv or
-    sweep run again with a changed option would otherwise report the old folds under the new
-    command)."""
+def settings_keys(args: list[str]) -> set[str]:
+    """The option names (`--model.layers`) that `args` set."""
+    return {item.partition("=")[0] for item in settings(args, contents=False)}
+
+
+def config_setting(path: str) -> str:
+    """A `-c` file as a setting: `-c=NAME@DIGEST` (the first 12 hex digits of its SHA-256)."""
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        digest = "unreadable"
+    return f"-c={Path(path).name}@{digest}"
+
+
+def other_settings(run_dir: Path, args: list[str]) -> str | None:
+    """Why `run_dir` may not count for a run with `args` (made with other settings), or None."""
     for name in (RESULT_FILE, ARGS_FILE):
         path = run_dir / name
         if path.exists():
-            before = settings(json.loads(path.read_text()).get("args", []))
-            now = settings(args)
-            if before != now:
-                old = [a for a in before if a not in now] or ["-"]
-                new = [a for a in now if a not in before] or ["-"]
-                raise ValueError(
-                    f"{run_dir} was run with other settings ({' '.join(old)} there, "
-                    f"{' '.join(new)} now): pass another --out, or remove that folder to run "
-                    "it again"
-                )
-            return
+            record = json.loads(path.read_text())
+            if "settings" in record:
+                before, now = record["settings"], settings(args)
+            else:  # written before settings were recorded: the paths as written
+                before, now = settings(record.get("args", []), False), settings(args, False)
+            if before == now:
+                return None
+            old = [a for a in before if a not in now] or ["-"]
+            new = [a for a in now if a not in before] or ["-"]
+            there, here = " ".join(old), " ".join(new)
+            return f"{run_dir} was run with other settings ({there} there, {here} now)"
+    return None
+
+
+def refuse_other_settings(run_dir: Path, args: list[str]) -> None:
+    """Refuse, in one line, to count or resume a run folder made with other settings (a cv or
+    sweep run again with a changed option or an edited config would otherwise report the old
+    folds under the new command)."""
+    if why := other_settings(run_dir, args):
+        raise ValueError(f"{why}: pass another --out, or remove that folder to run it again")
 
 
 HEADLINE = ("least_angle/wa", "least_angle/ua", "least_angle/macro_f1", "softmax/wa", "softmax/ua")
@@ -135,8 +159,9 @@ def run_experiment(
         return json.loads(result_path.read_text())
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
+    recorded = settings(args)  # before training: a config edited meanwhile is not this run's
     if not (run_dir / ARGS_FILE).exists():
-        write_json_atomic(run_dir / ARGS_FILE, {"args": args})
+        write_json_atomic(run_dir / ARGS_FILE, {"args": args, "settings": recorded})
     loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     last = run_dir / "checkpoints" / "last.ckpt"
     resumed_at = interrupted_epoch(last)
@@ -158,6 +183,7 @@ def run_experiment(
     }
     result = {
         "args": args,
+        "settings": recorded,
         "run_dir": str(run_dir),
         "protocol": tested.datamodule.split.protocol,
         "fold": tested.datamodule.split.fold,
@@ -251,10 +277,10 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
         folds = [-1]
     if any(not 0 <= fold < total for fold in folds):
         raise ValueError(f"--folds {ns.folds}: {protocol} has folds 0 to {total - 1}")
+    folds = list(dict.fromkeys(folds))  # `--folds 0,0` trains and counts fold 0 once
     out = Path(ns.out or f"runs/cv-{datamodule.corpus}-{protocol}")
     for fold in folds:  # before any fold trains
         refuse_other_settings(out / f"fold_{fold}", [*args, "--data.fold", str(fold)])
-    results = []
     for i, fold in enumerate(folds):
         run_dir = out / f"fold_{fold}"
         done = (run_dir / RESULT_FILE).exists()
@@ -262,10 +288,26 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
             f"[cv] fold {fold} ({i + 1}/{len(folds)}){' already done' if done else ''}", flush=True
         )
         result = run_experiment([*args, "--data.fold", str(fold)], run_dir, ns.wandb, str(out))
-        results.append(result)
         wa = result["metrics"].get("least_angle/wa", float("nan"))
         print(f"[cv] fold {fold}: least-angle WA {format_percent(wa)}", flush=True)
+    results = finished_folds(out, total, args)
     return write_cv_summary(results, out, datamodule.corpus, protocol, total, argv)
+
+
+def finished_folds(out: Path, total: int, args: list[str]) -> list[dict[str, Any]]:
+    """The results of every fold finished in `out` with these settings (those of earlier `cv
+    --folds` calls included, so the summary never forgets a fold); folds made with other
+    settings are named and left out."""
+    results = []
+    for fold in range(total):
+        run_dir = out / f"fold_{fold}"
+        if not (run_dir / RESULT_FILE).exists():
+            continue
+        if why := other_settings(run_dir, [*args, "--data.fold", str(fold)]):
+            print(f"[cv] left out of the summary: {why}", flush=True)
+            continue
+        results.append(json.loads((run_dir / RESULT_FILE).read_text()))
+    return results
 
 
 def write_cv_summary(
@@ -354,13 +396,20 @@ def expand_sweep(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
-def sweep_arguments(spec: dict[str, Any], params: dict[str, Any]) -> list[str]:
-    """The sweep's command for one combination, without its program (`lightning fit`)."""
+def sweep_arguments(
+    spec: dict[str, Any], params: dict[str, Any], overrides: list[str] = ()
+) -> list[str]:
+    """The sweep's command for one combination, without its program (`lightning fit`).
+
+    `overrides` (the command line's `--data.root ...`, `-c more.yaml`) go just before the
+    combination's own values, so that a later `-c` file never replaces a grid value."""
     command = spec.get("command") or ["${env}", "${program}", "${args}"]
+    if "${args}" not in command:
+        command = [*command, "${args}"]
     rendered: list[str] = []
     for token in command:
         if token == "${args}":
-            rendered += [f"--{k}={v}" for k, v in params.items()]
+            rendered += [*overrides, *(f"--{k}={v}" for k, v in params.items())]
         elif token == "${env}":
             continue
         elif token == "${program}":
@@ -397,7 +446,11 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
     spec = yaml.safe_load(Path(ns.sweep).read_text())
     out = Path(ns.out or f"runs/sweep-{Path(ns.sweep).stem}")
     grid = expand_sweep(spec)
-    jobs = [(p, [*sweep_arguments(spec, p), *extra], out / slug(p)) for p in grid]
+    if grid and (fixed := [k for k in grid[0] if f"--{k}" in settings_keys(extra)]):
+        raise ValueError(
+            f"--{fixed[0]} is a parameter of {ns.sweep}: change it there, not on the command line"
+        )
+    jobs = [(p, sweep_arguments(spec, p, extra), out / slug(p)) for p in grid]
     pending = [j for j in jobs if not (j[2] / RESULT_FILE).exists()]
     print(
         f"[sweep] {len(jobs)} configurations, {len(jobs) - len(pending)} already done", flush=True
@@ -412,38 +465,59 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
         for _, args, run_dir in jobs:
             refuse_other_settings(run_dir, args)  # a changed sweep would count the old runs
     if ns.parallel > 1:
-        _run_parallel(pending, ns.parallel)
+        failed = _run_parallel(pending, ns.parallel)
     else:
+        failed = []
         for i, (_, args, run_dir) in enumerate(pending):
             print(f"[sweep] {i + 1}/{len(pending)}: {run_dir.name}", flush=True)
-            run_experiment(args, run_dir, group=str(out))
+            try:
+                run_experiment(args, run_dir, group=str(out))
+            except Exception as err:  # noqa: BLE001 - one failed run does not stop the grid
+                why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                print(f"[sweep] {run_dir.name}: failed: {why}", flush=True)
+                failed.append(run_dir.name)
     results = []
     for params, _, run_dir in jobs:
         path = run_dir / RESULT_FILE
         if path.exists():
             results.append({**params, **json.loads(path.read_text())})
     _write_sweep_tables(results, list(grid[0]) if grid else [], out, len(jobs))
+    if failed:
+        raise ValueError(
+            f"{len(failed)} of {len(pending)} configurations failed ({', '.join(failed)}); the "
+            "others are in the tables, and the same command runs the failed ones again"
+        )
     return results
 
 
-def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> None:
-    """Run experiments as separate processes, `parallel` at a time (each logs to its run dir)."""
-    running: list[tuple[subprocess.Popen, Path]] = []
+def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> list[str]:
+    """Run experiments as separate processes, `parallel` at a time, each appending its output
+    to its run folder's `log.txt` (a resumed run's earlier log is kept); returns the names of
+    the runs that failed."""
+    running: list[tuple[subprocess.Popen, Path, IO[str]]] = []
     queue = list(jobs)
+    failed = []
     while queue or running:
         while queue and len(running) < parallel:
             _, args, run_dir = queue.pop(0)
             run_dir.mkdir(parents=True, exist_ok=True)
-            log = open(run_dir / "log.txt", "w")  # noqa: SIM115 - closed with the process
             cmd = [sys.executable, "-m", "lightning_ser", "experiment", str(run_dir), *args]
-            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), run_dir))
+            log = open(run_dir / "log.txt", "a")  # noqa: SIM115 - closed when the process ends
+            log.write(f"\n[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(cmd)}\n")
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            running.append((proc, run_dir, log))
             print(f"[sweep] started {run_dir.name}", flush=True)
-        for proc, run_dir in list(running):
+        for proc, run_dir, log in list(running):
             if proc.poll() is not None:
-                running.remove((proc, run_dir))
+                running.remove((proc, run_dir, log))
+                log.close()
+                if proc.returncode != 0:
+                    failed.append(run_dir.name)
                 state = "done" if proc.returncode == 0 else f"failed ({run_dir / 'log.txt'})"
                 print(f"[sweep] {run_dir.name}: {state}", flush=True)
         time.sleep(1)
+    return failed
 
 
 def _write_sweep_tables(

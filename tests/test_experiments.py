@@ -130,6 +130,36 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert "GRU-x" not in (out / "results.md").read_text()
 
 
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_a_failed_sweep_run_is_named_and_the_others_go_on(cli_args, tmp_path, parallel) -> None:
+    sweep = tmp_path / "mini.yaml"
+    sweep.write_text(
+        "method: grid\n"
+        'command: ["${env}", lightning, fit, "${args}"]\n'
+        "parameters:\n"
+        "  model.backbone: {values: [nosuch, fc]}\n"
+        "  model.layers: {values: [6]}\n"
+    )
+    out = tmp_path / "sweep"
+    command = ["sweep", str(sweep), "--out", str(out), "--parallel", parallel, *cli_args, *FAST]
+    with pytest.raises(ValueError, match=r"1 of 2 configurations failed \(backbone-nosuch"):
+        dispatch(command)
+    assert (out / "backbone-fc_layers-6" / experiments.RESULT_FILE).exists()
+    assert "1 of 2 configurations done" in (out / "results.md").read_text()
+    if parallel == "2":  # each run's output in its log.txt, kept when the run is started again
+        with pytest.raises(ValueError, match="1 of 1 configurations failed"):
+            dispatch(command)
+        log = (out / "backbone-nosuch_layers-6" / "log.txt").read_text()
+        assert log.count("[sweep] ") == 2 and "nosuch" in log
+
+
+def test_a_grid_parameter_on_the_command_line_is_refused(cli_args, tmp_path: Path) -> None:
+    sweep = tmp_path / "mini.yaml"
+    sweep.write_text("method: grid\nparameters:\n  model.layers: {values: [6, 7]}\n")
+    with pytest.raises(ValueError, match="--model.layers is a parameter of .*mini.yaml"):
+        dispatch(["sweep", str(sweep), *cli_args, "--model.layers=8"])
+
+
 def test_a_tree_without_git_names_the_commit_it_was_copied_from(tmp_path, monkeypatch) -> None:
     from lightning_ser.provenance import COMMIT_ENV, git_commit
 
@@ -178,6 +208,36 @@ def test_a_cv_run_again_with_other_settings_is_refused(cli_args, tmp_path: Path)
     assert (out / "fold_0" / experiments.RESULT_FILE).read_bytes() == result
     dispatch(["cv", *common, "--data.cache_dir", str(tmp_path / "elsewhere")])  # not a setting
     assert (out / "fold_0" / experiments.RESULT_FILE).read_bytes() == result  # counted, not redone
+
+
+def test_a_cv_summary_counts_the_folds_of_earlier_calls_once(cli_args, tmp_path: Path) -> None:
+    out = tmp_path / "cv"
+    common = [*cli_args, *FAST, "--data.split", "kfold", "--out", str(out)]
+    dispatch(["cv", *common, "--folds", "0"])
+    dispatch(["cv", *common, "--folds", "1,1"])
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["folds"] == [0, 1]
+    assert (out / "summary.md").read_text().startswith("# ravdess: kfold, 2 of 10 fold(s)")
+
+
+def test_an_edited_config_is_another_setting_the_same_file_named_otherwise_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("tiny.yaml").write_text("model:\n  layers: 6\n")
+    first = experiments.settings(["-c", "tiny.yaml"])
+    assert experiments.settings(["-c", "./tiny.yaml"]) == first
+    Path("tiny.yaml").write_text("model:\n  layers: 7\n")
+    assert experiments.settings(["-c", "tiny.yaml"]) != first
+    run_dir = tmp_path / "fold_0"
+    run_dir.mkdir()
+    (run_dir / experiments.ARGS_FILE).write_text(json.dumps({"args": ["-c", "tiny.yaml"]}))
+    experiments.refuse_other_settings(run_dir, ["-c", "tiny.yaml"])  # older folders: by path
+    (run_dir / experiments.ARGS_FILE).write_text(
+        json.dumps({"args": ["-c", "tiny.yaml"], "settings": first})
+    )
+    with pytest.raises(ValueError, match=r"other settings \(-c=tiny.yaml@\w+ there"):
+        experiments.refuse_other_settings(run_dir, ["-c", "tiny.yaml"])
 
 
 def test_folds_outside_the_protocol_are_refused_before_any_folder(cli_args, tmp_path) -> None:

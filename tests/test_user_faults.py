@@ -122,6 +122,14 @@ def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monke
     assert (run / "checkpoints/last.ckpt").exists() and (run / "metrics.csv").exists()
 
 
+def test_ctrl_c_during_a_cv_says_to_run_the_cv_again() -> None:
+    from lightning_ser.cli import interrupted
+
+    for command in ("cv", "sweep"):
+        said = interrupted(command)
+        assert f"the same {command} command resumes it" in said and "--ckpt_path" not in said
+
+
 def test_a_second_config_replacing_the_callbacks_keeps_the_checkpoints(cli, tmp_path) -> None:
     """Lists replace lists when -c files compose; best.ckpt and last.ckpt are the run's own."""
     patient = tmp_path / "patient.yaml"
