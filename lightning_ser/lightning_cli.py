@@ -262,7 +262,8 @@ class SERCLI(LightningCLI):
         batches = self.trainer.predict_loop.predictions or []
         if not self.trainer.is_global_zero or not batches:  # kept in memory on one device only
             return
-        out = Path(self.trainer.log_dir or ".") / "test_predictions.csv"
+        name = "test_predictions_elsewhere.csv" if self.model.evaluated_elsewhere else None
+        out = Path(self.trainer.log_dir or ".") / (name or "test_predictions.csv")
         count = write_test_predictions(batches, self.datamodule, out)
         print(
             f"[predict] {count} test utterances predicted: {out} (true label in its last "

@@ -584,6 +584,9 @@ class EmotionEmbeddingModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
 
+    def on_predict_start(self) -> None:
+        self.check_split()
+
     def on_predict_epoch_start(self) -> None:
         self._ensure_class_embeddings()
 

@@ -162,6 +162,12 @@ def test_testing_on_another_split_is_refused_unless_asked(cli, tmp_path: Path, c
     assert (run / "split.json").read_text() == split_before  # never rewritten by evaluation
     assert cli("test", "--ckpt_path", best, "--data.seed", "5", "--evaluate_elsewhere", "true") == 0
     assert "evaluated on another split" in (run / "report" / "report.md").read_text()
+    assert cli("predict", "--ckpt_path", best, "--data.seed", "5") == 1  # predict as test
+    assert not (run / "test_predictions.csv").exists()
+    assert (
+        cli("predict", "--ckpt_path", best, "--data.seed", "5", "--evaluate_elsewhere", "true") == 0
+    )
+    assert (run / "test_predictions_elsewhere.csv").exists()
     saved = torch.load(best, weights_only=True)
     assert saved["split"]["protocol"] == "holdout" and len(saved["split"]["digest"]) == 16
 
