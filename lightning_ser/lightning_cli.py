@@ -185,6 +185,8 @@ class SERCLI(LightningCLI):
             runs.CREATED.append(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
         args.save_dir, args.name, args.version = str(run_dir.parent), "", run_dir.name
+        # where files go when Lightning drops the loggers (`fast_dev_run`): the same folder
+        config.trainer.default_root_dir = str(run_dir)
         for logger in loggers:
             if getattr(logger, "class_path", "") == "pytorch_lightning.loggers.WandbLogger":
                 logger.class_path = "lightning_ser.loggers.RunWandbLogger"  # same arguments

@@ -403,3 +403,11 @@ def test_build_workers_are_set_to_die_with_their_parent():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "9"  # SIGKILL when the parent dies
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_in_one_line(clips, tmp_path):
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text("model: {}\n")
+    with pytest.raises(ValueError, match=r"data.cache_dir .*tiny.yaml is a file; name a folder"):
+        build(clips, config_file)
+    assert config_file.read_text() == "model: {}\n"

@@ -65,9 +65,11 @@ def test_eval_crops_use_the_training_window(run) -> None:
     assert cli.model.hparams.crop_frames == cli.datamodule.window_frames
 
 
-def test_fast_dev_run(run) -> None:
+def test_fast_dev_run(run, tmp_path: Path) -> None:
     cli = run("fit", "--trainer.fast_dev_run", "true")
     assert cli.trainer.state.finished
+    assert not (tmp_path / "split.json").exists()  # Lightning drops the loggers: still the run's
+    assert (tmp_path / "runs" / "ravdess" / "holdout" / "version_0" / "split.json").exists()
 
 
 def test_fit_runs_both_stages_then_test_writes_report(run, tmp_path: Path, capsys) -> None:

@@ -395,6 +395,8 @@ def load_or_build(
     """
     start = time.perf_counter()
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"data.cache_dir {cache_dir} is a file; name a folder")
     stamps = file_stamps(paths, on_bad_file)
     path = cache_dir / f"{name}-{_key(stamps, config)}.pt"
     table, built = None, False
