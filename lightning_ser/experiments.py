@@ -379,6 +379,22 @@ def write_cv_summary(
     return summary
 
 
+def read_sweep(path: Path) -> dict[str, Any]:
+    """A W&B sweep file, refused in one line when it is missing or not a sweep (a training
+    config given by mistake)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such sweep file")
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or not isinstance(spec.get("parameters"), dict):
+        raise ValueError(
+            f"{path} is not a W&B sweep file (no `parameters:` mapping; a training config goes "
+            "after the sweep file: `sweep SWEEP.yaml -c CONFIG`)"
+        )
+    if "${program}" in (spec.get("command") or ["${program}"]) and "program" not in spec:
+        raise ValueError(f"{path}: its command runs ${{program}} but it names no `program:`")
+    return spec
+
+
 def expand_sweep(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every parameter combination of a W&B grid sweep (values / value entries)."""
     if spec.get("method", "grid") != "grid":
@@ -443,7 +459,7 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
         help="write the tables and plot of the runs already done, train nothing",
     )
     ns, extra = parser.parse_known_args(argv)
-    spec = yaml.safe_load(Path(ns.sweep).read_text())
+    spec = read_sweep(Path(ns.sweep))
     out = Path(ns.out or f"runs/sweep-{Path(ns.sweep).stem}")
     grid = expand_sweep(spec)
     if grid and (fixed := [k for k in grid[0] if f"--{k}" in settings_keys(extra)]):

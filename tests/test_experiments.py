@@ -153,9 +153,16 @@ def test_a_failed_sweep_run_is_named_and_the_others_go_on(cli_args, tmp_path, pa
         assert log.count("[sweep] ") == 2 and "nosuch" in log
 
 
+def test_a_training_config_given_as_the_sweep_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"tiny.yaml is not a W&B sweep file"):
+        dispatch(["sweep", str(CONF)])
+    with pytest.raises(ValueError, match=r"nowhere.yaml: no such sweep file"):
+        dispatch(["sweep", str(tmp_path / "nowhere.yaml")])
+
+
 def test_a_grid_parameter_on_the_command_line_is_refused(cli_args, tmp_path: Path) -> None:
     sweep = tmp_path / "mini.yaml"
-    sweep.write_text("method: grid\nparameters:\n  model.layers: {values: [6, 7]}\n")
+    sweep.write_text("program: lightning\nparameters:\n  model.layers: {values: [6, 7]}\n")
     with pytest.raises(ValueError, match="--model.layers is a parameter of .*mini.yaml"):
         dispatch(["sweep", str(sweep), *cli_args, "--model.layers=8"])
 
