@@ -7,7 +7,6 @@ its presence is what lets an interrupted `cv` or `sweep` skip finished work when
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import itertools
@@ -22,6 +21,7 @@ from typing import IO, Any
 
 import yaml
 
+from .argparsing import ArgumentParser
 from .atomic import atomic_open, write_json_atomic
 from .provenance import provenance
 from .report.tables import format_percent
@@ -249,7 +249,7 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
     from .data.splits import num_folds
     from .lightning_cli import lightning_main
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lightning-ser cv",
         usage="lightning-ser cv -c CONFIG [--data.split kfold] [--data.* ...] [--folds 0,3] "
         "[--out DIR] [--wandb]",
@@ -448,7 +448,7 @@ def slug(params: dict[str, Any]) -> str:
 
 def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
     """`sweep SWEEP.yaml [--out DIR] [--parallel N] [--dry-run] [overrides...]`: run a grid here."""
-    parser = argparse.ArgumentParser(prog="lightning-ser sweep")
+    parser = ArgumentParser(prog="lightning-ser sweep")
     parser.add_argument("sweep", help="a W&B sweep YAML with method: grid")
     parser.add_argument("--out", default=None, help="results folder (default runs/sweep-<name>)")
     parser.add_argument("--parallel", type=int, default=1, help="configurations run at once")

@@ -11,13 +11,13 @@ with a one-line message; bad audio files only give error rows.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .argparsing import ArgumentParser
 from .inference import (
     CSV_HEAD,
     DEFAULT_BATCH_FRAMES,
@@ -39,8 +39,8 @@ EXPORT_FORMATS = ("torchscript", "onnx")
 EXPORT_FILES = {"torchscript": "embedder.pt", "onnx": "embedder.onnx"}
 
 
-def _parser(prog: str, description: str, inputs: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"lightning-ser {prog}", description=description)
+def _parser(prog: str, description: str, inputs: bool = True) -> ArgumentParser:
+    parser = ArgumentParser(prog=f"lightning-ser {prog}", description=description)
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning fit`")
     if inputs:
         parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from .argparsing import ArgumentParser
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def download_command(argv: list[str]) -> Any:
     """`download ravdess TARGET`: fetch, verify and unpack a corpus archive."""
     from .data.download import DownloadError, download_corpus
 
-    parser = argparse.ArgumentParser(prog="lightning-ser download")
+    parser = ArgumentParser(prog="lightning-ser download")
     parser.add_argument("corpus", help="corpus name (ravdess)")
     parser.add_argument("target", help="folder to unpack into")
     parser.add_argument("--cache-dir", default=None, help="where the archive is kept")

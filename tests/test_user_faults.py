@@ -409,3 +409,19 @@ def test_resuming_by_an_absolute_path_keeps_the_best_score(cli, tmp_path: Path, 
     last = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/last.ckpt"
     assert cli("fit", *SHORT, "--ckpt_path", str(last)) == 0
     assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["predict", "--ckpt"], "lightning-ser predict: argument --ckpt: expected one argument"),
+        (["embed", "--ckpt", "x.ckpt", "a.wav"], "the following arguments are required: -o"),
+        (["export", "--ckpt", "x.ckpt", "-o", "e", "--format", "tflite"], "invalid choice"),
+        (["sweep"], "lightning-ser sweep: the following arguments are required: sweep"),
+        (["download"], "lightning-ser download: the following arguments are required"),
+    ],
+)
+def test_a_wrong_command_line_of_the_other_commands_is_one_line(argv, said, capsys) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and "--help` lists the options" in err[0]
