@@ -11,6 +11,7 @@ import csv
 import hashlib
 import itertools
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ from .argparsing import ArgumentParser
 from .atomic import atomic_open, write_json_atomic
 from .provenance import provenance
 from .report.tables import format_percent
+from .runlog import LOG_FILE, LOGGED_ENV, logged_to
 
 RESULT_FILE = "result.json"
 #: The arguments an experiment's fit started with, written before it trains.
@@ -170,12 +172,13 @@ def run_experiment(
         print(f"[experiment] {run_dir}: resuming the interrupted fit after epoch {resumed_at}")
     elif (run_dir / "metrics.csv").exists():  # a fit that died before its first checkpoint:
         set_aside(run_dir / "metrics.csv")  # kept, but not mixed with the new fit's rows
-    fit = lightning_main(["fit", *args, *loggers, *resume])
-    epochs = fit.trainer.current_epoch
-    stage_start = fit.model.stage_start_epoch
-    selector = fit.trainer.checkpoint_callback
-    val_best = selector.best_model_score if selector is not None else None
-    tested = lightning_main(["test", *args, *loggers, "--ckpt_path", "best"])
+    with logged_to(run_dir, ["fit", *args, *resume]):
+        fit = lightning_main(["fit", *args, *loggers, *resume])
+        epochs = fit.trainer.current_epoch
+        stage_start = fit.model.stage_start_epoch
+        selector = fit.trainer.checkpoint_callback
+        val_best = selector.best_model_score if selector is not None else None
+        tested = lightning_main(["test", *args, *loggers, "--ckpt_path", "best"])
     metrics = {
         k.removeprefix("test/"): float(v)
         for k, v in tested.trainer.callback_metrics.items()
@@ -518,10 +521,11 @@ def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> li
             _, args, run_dir = queue.pop(0)
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "lightning_ser", "experiment", str(run_dir), *args]
-            log = open(run_dir / "log.txt", "a")  # noqa: SIM115 - closed when the process ends
+            log = open(run_dir / LOG_FILE, "a")  # noqa: SIM115 - closed when the process ends
             log.write(f"\n[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(cmd)}\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            env = {**os.environ, LOGGED_ENV: "1"}  # the whole output goes to log.txt here
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             running.append((proc, run_dir, log))
             print(f"[sweep] started {run_dir.name}", flush=True)
         for proc, run_dir, log in list(running):
@@ -530,7 +534,7 @@ def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> li
                 log.close()
                 if proc.returncode != 0:
                     failed.append(run_dir.name)
-                state = "done" if proc.returncode == 0 else f"failed ({run_dir / 'log.txt'})"
+                state = "done" if proc.returncode == 0 else f"failed ({run_dir / LOG_FILE})"
                 print(f"[sweep] {run_dir.name}: {state}", flush=True)
         time.sleep(1)
     return failed

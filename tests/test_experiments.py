@@ -144,6 +144,8 @@ def test_a_failed_sweep_run_is_named_and_the_others_go_on(cli_args, tmp_path, pa
     command = ["sweep", str(sweep), "--out", str(out), "--parallel", parallel, *cli_args, *FAST]
     with pytest.raises(ValueError, match=r"1 of 2 configurations failed \(backbone-nosuch"):
         dispatch(command)
+    said = "Traceback" if parallel == "1" else "error: unknown backbone 'nosuch'"
+    assert said in (out / "backbone-nosuch_layers-6" / "log.txt").read_text()
     assert (out / "backbone-fc_layers-6" / experiments.RESULT_FILE).exists()
     assert "1 of 2 configurations done" in (out / "results.md").read_text()
     if parallel == "2":  # each run's output in its log.txt, kept when the run is started again
@@ -221,6 +223,8 @@ def test_a_cv_summary_counts_the_folds_of_earlier_calls_once(cli_args, tmp_path:
     out = tmp_path / "cv"
     common = [*cli_args, *FAST, "--data.split", "kfold", "--out", str(out)]
     dispatch(["cv", *common, "--folds", "0"])
+    log = (out / "fold_0" / "log.txt").read_text()  # what the fold printed, kept beside it
+    assert "--data.fold 0" in log and "[test] run folder" in log
     dispatch(["cv", *common, "--folds", "1,1"])
     saved = json.loads((out / "summary.json").read_text())
     assert saved["folds"] == [0, 1]
