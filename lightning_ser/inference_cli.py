@@ -203,8 +203,10 @@ def export_command(argv: list[str]) -> int:
         help="formats to write (default: both)",
     )
     ns = parser.parse_args(argv)
-    model = _load("export", ns.ckpt, "cpu")
     out_dir = Path(ns.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SystemExit(f"lightning-ser export: -o {ns.output} is a file; name a folder")
+    model = _load("export", ns.ckpt, "cpu")
     meta: dict[str, Any] = export_metadata(model)
     meta["checkpoint"] = str(ns.ckpt)
     meta["files"] = {}
@@ -221,6 +223,10 @@ def export_command(argv: list[str]) -> int:
     with atomic_open(out_dir / "export.json") as handle:
         json.dump(meta, handle, indent=2)
     print(f"wrote {out_dir / 'export.json'}")
+    for fmt, name in EXPORT_FILES.items():  # an earlier export's other format: another model
+        if fmt not in meta["files"] and (out_dir / name).is_file():
+            (out_dir / name).unlink()
+            print(f"removed {out_dir / name} (an earlier export's; export.json describes this one)")
     return 0
 
 

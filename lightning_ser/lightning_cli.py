@@ -159,6 +159,8 @@ class SERCLI(LightningCLI):
             run_dir = Path(os.environ[RUN_DIR_ENV])
         elif config.get("run_dir"):
             run_dir = Path(config.run_dir)
+            if run_dir.exists() and not run_dir.is_dir():
+                raise ValueError(f"--run_dir {run_dir} is a file; name a folder")
             trained = sorted(run_dir.glob("checkpoints/*.ckpt"))
             if self.subcommand == "fit" and not config.get("ckpt_path") and trained:
                 raise ValueError(

@@ -401,6 +401,8 @@ def test_an_output_of_the_wrong_kind_ends_in_one_line(ckpt: Path, clips, tmp_pat
         with pytest.raises(SystemExit) as info:
             command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(out)])
         assert str(out) in str(info.value.code) and "\n" not in str(info.value.code)
+    with pytest.raises(SystemExit, match="taken.csv is a file; name a folder"):
+        export_command(["--ckpt", str(ckpt), "-o", str(a_file)])
     assert a_file.read_text() == "kept"
 
 
@@ -431,6 +433,10 @@ def test_embed_and_export_commands(ckpt: Path, model: EmotionModel, clips, tmp_p
     np.testing.assert_allclose(meta["std"], model.embedder.feature_std.numpy())
     assert FeatureConfig(**meta["feature_config"]) == model.features
     assert meta["files"] == {"torchscript": "embedder.pt"}
+    pytest.importorskip("onnx")
+    assert export_command(["--ckpt", str(ckpt), "-o", str(out), "--format", "onnx"]) == 0
+    assert not (out / "embedder.pt").exists()  # the folder holds what export.json lists
+    assert json.loads((out / "export.json").read_text())["files"] == {"onnx": "embedder.onnx"}
 
 
 def test_format_1_checkpoints_still_load(tmp_path: Path) -> None:

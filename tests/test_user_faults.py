@@ -143,9 +143,14 @@ def test_a_second_config_replacing_the_callbacks_keeps_the_checkpoints(cli, tmp_
     assert cli("test", "-c", str(patient), "--ckpt_path", "best") == 0
 
 
-def test_run_dir_names_the_folder(cli, tmp_path: Path) -> None:
+def test_run_dir_names_the_folder(cli, tmp_path: Path, capsys) -> None:
     assert cli("fit", *SHORT, "--run_dir", "elsewhere/mine") == 0
     assert (tmp_path / "elsewhere/mine/checkpoints/last.ckpt").exists()
+    (tmp_path / "notes.txt").write_text("kept")
+    capsys.readouterr()
+    assert cli("fit", *SHORT, "--run_dir", "notes.txt") == 1
+    assert "--run_dir notes.txt is a file; name a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "kept"
 
 
 def test_testing_on_another_split_is_refused_unless_asked(cli, tmp_path: Path, capsys) -> None:
