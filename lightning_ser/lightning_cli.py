@@ -30,20 +30,24 @@ from .module import EmotionEmbeddingModule
 RUN_DIR_ENV = "LIGHTNING_SER_RUN_DIR"
 
 
+#: Model arguments that the data module sets (source, target): they are not settings of their own.
+LINKED = (
+    ("data.num_classes", "model.init_args.num_classes"),
+    ("data.class_names", "model.init_args.class_names"),
+    ("data.n_features", "model.init_args.n_features"),
+    ("data.window_frames", "model.init_args.crop_frames"),
+    # linked, not a model setting: `test --ckpt_path PATH` applies the checkpoint's model
+    # hyperparameters over the command line, and this one must stay choosable at test
+    ("data.eval_crops", "model.init_args.eval_crops"),
+    ("data.normalisation", "model.init_args.feature_normalisation"),
+)
+
+
 class SERCLI(LightningCLI):
     """LightningCLI with the data module's classes linked into the model and run-dir helpers."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        for source, target in (
-            ("data.num_classes", "model.init_args.num_classes"),
-            ("data.class_names", "model.init_args.class_names"),
-            ("data.n_features", "model.init_args.n_features"),
-            ("data.window_frames", "model.init_args.crop_frames"),
-            # linked, not a model setting: `test --ckpt_path PATH` applies the checkpoint's model
-            # hyperparameters over the command line, and this one must stay choosable at test
-            ("data.eval_crops", "model.init_args.eval_crops"),
-            ("data.normalisation", "model.init_args.feature_normalisation"),
-        ):
+        for source, target in LINKED:
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.link_arguments(
             "data.features", "model.init_args.feature_config", asdict, apply_on="instantiate"
@@ -336,6 +340,17 @@ def _drop_tips(record: logging.LogRecord) -> bool:
     return "Tip:" not in str(record.msg)
 
 
+def refuse_linked_settings(args: list[str]) -> None:
+    """Refuse, in one line, a command-line value for a model argument that the data module
+    sets (it would be accepted and then silently replaced by the data's value)."""
+    linked = {t.replace(".init_args", ""): s for s, t in LINKED}
+    linked["model.feature_config"] = "data.features"
+    for arg in args:
+        key = arg.partition("=")[0].removeprefix("--").replace(".init_args", "")
+        if key in linked:
+            raise ValueError(f"{key} is set from {linked[key]}: give --{linked[key]} instead")
+
+
 def check_config_files(args: list[str]) -> None:
     """Refuse, in one line naming the file and line, a `-c` file that is not valid YAML
     (jsonargparse's own error names only "<unicode string>")."""
@@ -353,6 +368,7 @@ def check_config_files(args: list[str]) -> None:
 def lightning_main(args: list[str] | None = None, run: bool = True) -> SERCLI:
     """Run LightningCLI (fit / validate / test / predict) with this project's classes."""
     check_config_files(list(args or []))
+    refuse_linked_settings(list(args or []))
     # main() always passes the arguments explicitly (so tests and subcommands share one path);
     # LightningCLI warns whenever sys.argv is not empty at the same time, which is expected here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

@@ -430,3 +430,13 @@ def test_a_wrong_command_line_of_the_other_commands_is_one_line(argv, said, caps
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and said in err[0] and "--help` lists the options" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "source"),
+    [("--model.eval_crops=5", "data.eval_crops"), ("--model.init_args.num_classes", "data")],
+)
+def test_a_model_setting_that_the_data_sets_is_refused(cli, flag, source, capsys) -> None:
+    assert cli("fit", *SHORT, flag, "4") == 1
+    err = capsys.readouterr().err
+    assert f"is set from {source}" in err and len(err.strip().splitlines()) == 1
