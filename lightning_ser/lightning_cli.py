@@ -262,6 +262,23 @@ class SERCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._before_evaluation()
+        self._keep_the_earlier_test()
+
+    def _keep_the_earlier_test(self) -> None:
+        """A second `test` of a run (other crops, another checkpoint) moves the first one's
+        `report/`, `test_config.yaml` and `test_hparams.yaml` to `*.previous-<n>` instead of
+        overwriting them; `test_metrics.csv` keeps a row per test."""
+        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        earlier = [run_dir / n for n in ("report", "test_config.yaml", "test_hparams.yaml")]
+        if not self.trainer.is_global_zero or not earlier[0].is_dir():
+            return
+        n = 1
+        while any(runs.previous(path, n).exists() for path in earlier):
+            n += 1
+        for path in earlier:
+            if path.exists():
+                path.rename(runs.previous(path, n))
+        print(f"[test] the earlier test's report is kept in {runs.previous(earlier[0], n)}")
 
     def before_predict(self) -> None:
         self._before_evaluation()

@@ -103,3 +103,9 @@ def resolve_run_dir(
     if ckpt_path and (own := checkpoint_run_dir(ckpt_path)) is not None:
         return own
     return next_version(folder)  # a new fit (evaluation always names a checkpoint)
+
+
+def previous(path: Path, n: int) -> Path:
+    """Where an earlier evaluation's file or folder is kept: `report` -> `report.previous-1`,
+    `test_config.yaml` -> `test_config.previous-1.yaml`."""
+    return path.with_name(f"{path.stem}.previous-{n}{path.suffix}")

@@ -440,3 +440,15 @@ def test_a_model_setting_that_the_data_sets_is_refused(cli, flag, source, capsys
     assert cli("fit", *SHORT, flag, "4") == 1
     err = capsys.readouterr().err
     assert f"is set from {source}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_second_test_keeps_the_first_report(cli, tmp_path: Path, capsys) -> None:
+    cli("fit", *SHORT)
+    run = tmp_path / "runs/ravdess/holdout/version_0"
+    assert cli("test", "--ckpt_path", "best") == 0
+    first = (run / "report" / "report.md").read_text()
+    assert cli("test", "--ckpt_path", "best", "--data.eval_crops", "3") == 0
+    assert (run / "report.previous-1" / "report.md").read_text() == first
+    assert (run / "test_config.previous-1.yaml").exists() and (run / "test_config.yaml").exists()
+    assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
+    assert "report.previous-1" in capsys.readouterr().out
