@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,17 +70,35 @@ def settings(args: list[str], contents: bool = True) -> list[str]:
 
 
 def settings_keys(args: list[str]) -> set[str]:
-    """The option names (`--model.layers`) that `args` set."""
-    return {item.partition("=")[0] for item in settings(args, contents=False)}
+    """The option names (`--model.layers`, also when written `--model.init_args.layers`) that
+    `args` set."""
+    keys = (item.partition("=")[0] for item in settings(args, contents=False))
+    return {key.replace(".init_args.", ".") for key in keys}
 
 
 def config_setting(path: str) -> str:
-    """A `-c` file as a setting: `-c=NAME@DIGEST` (the first 12 hex digits of its SHA-256)."""
+    """A `-c` file as a setting: `-c=NAME@DIGEST`, the first 12 hex digits of the SHA-256 of
+    its parsed contents without NOT_SETTINGS (comments, layout and a data path do not count)."""
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    except OSError:
-        digest = "unreadable"
-    return f"-c={Path(path).name}@{digest}"
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return f"-c={Path(path).name}@unreadable"
+    for option in NOT_SETTINGS:
+        section, _, key = option.removeprefix("--").partition(".")
+        part = content.get(section) if isinstance(content, dict) else None
+        for where in (part, (part or {}).get("init_args") if isinstance(part, dict) else None):
+            if isinstance(where, dict):
+                where.pop(key, None)
+    canonical = json.dumps(_without_empty(content), sort_keys=True, default=str)
+    return f"-c={Path(path).name}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+def _without_empty(value: Any) -> Any:
+    """`value` without the mappings that are empty (once NOT_SETTINGS are gone)."""
+    if not isinstance(value, dict):
+        return value
+    kept = {k: _without_empty(v) for k, v in value.items()}
+    return {k: v for k, v in kept.items() if v != {}}
 
 
 def other_settings(run_dir: Path, args: list[str]) -> str | None:
@@ -416,19 +435,18 @@ def expand_sweep(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def sweep_arguments(
-    spec: dict[str, Any], params: dict[str, Any], overrides: list[str] = ()
+    spec: dict[str, Any], params: dict[str, Any], overrides: Sequence[str] = ()
 ) -> list[str]:
-    """The sweep's command for one combination, without its program (`lightning fit`).
-
-    `overrides` (the command line's `--data.root ...`, `-c more.yaml`) go just before the
-    combination's own values, so that a later `-c` file never replaces a grid value."""
+    """The sweep's command for one combination, without its program (`lightning fit`), then
+    `overrides` (the command line's `--data.root ...`, `-c more.yaml`), which beat the
+    command's fixed flags. A grid value must beat an override's `-c` file (a later config
+    replaces earlier values), so after one the combination's values are given again."""
     command = spec.get("command") or ["${env}", "${program}", "${args}"]
-    if "${args}" not in command:
-        command = [*command, "${args}"]
+    grid = [f"--{k}={v}" for k, v in params.items()]
     rendered: list[str] = []
     for token in command:
         if token == "${args}":
-            rendered += [*overrides, *(f"--{k}={v}" for k, v in params.items())]
+            rendered += grid
         elif token == "${env}":
             continue
         elif token == "${program}":
@@ -440,7 +458,8 @@ def sweep_arguments(
             rendered = rendered[1:]
     if rendered and rendered[0] == "fit":
         rendered = rendered[1:]
-    return rendered
+    configs = any(a in ("-c", "--config") or a.startswith("--config=") for a in overrides)
+    return [*rendered, *overrides, *(grid if configs and "${args}" in command else [])]
 
 
 def slug(params: dict[str, Any]) -> str:
@@ -491,7 +510,9 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             print(f"[sweep] {i + 1}/{len(pending)}: {run_dir.name}", flush=True)
             try:
                 run_experiment(args, run_dir, group=str(out))
-            except Exception as err:  # noqa: BLE001 - one failed run does not stop the grid
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - one run does not stop all
+                if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit on Ctrl-C
+                    raise
                 why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 print(f"[sweep] {run_dir.name}: failed: {why}", flush=True)
                 failed.append(run_dir.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -267,7 +268,8 @@ class SERCLI(LightningCLI):
     def _keep_the_earlier_test(self) -> None:
         """A second `test` of a run (other crops, another checkpoint) moves the first one's
         `report/`, `test_config.yaml` and `test_hparams.yaml` to `*.previous-<n>` instead of
-        overwriting them; `test_metrics.csv` keeps a row per test."""
+        overwriting them (`test_metrics.csv` keeps a row per test); a test that is refused or
+        fails puts them back (`_run_subcommand`)."""
         run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         earlier = [run_dir / n for n in ("report", "test_config.yaml", "test_hparams.yaml")]
         if not self.trainer.is_global_zero or not earlier[0].is_dir():
@@ -275,23 +277,42 @@ class SERCLI(LightningCLI):
         n = 1
         while any(runs.previous(path, n).exists() for path in earlier):
             n += 1
-        for path in earlier:
-            if path.exists():
-                path.rename(runs.previous(path, n))
+        self._moved_aside = [(p, runs.previous(p, n)) for p in earlier if p.exists()]
+        for path, aside in self._moved_aside:
+            path.rename(aside)
         print(f"[test] the earlier test's report is kept in {runs.previous(earlier[0], n)}")
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        self._moved_aside: list[tuple[Path, Path]] = []
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            for path, aside in self._moved_aside:  # the failed test's files give way
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+                aside.rename(path)
+            raise
 
     def before_predict(self) -> None:
         self._before_evaluation()
 
     def after_predict(self) -> None:
+        """Write the test part's predictions into the run folder. Each device predicts its own
+        utterances, so on several devices each writes its own file (`...rank<r>.csv`)."""
         batches = self.trainer.predict_loop.predictions or []
-        if not self.trainer.is_global_zero or not batches:  # kept in memory on one device only
+        if not batches:  # ddp_spawn: the predictions stayed in the spawned processes
+            print("[predict] no predictions came back to this process: nothing written")
             return
-        name = "test_predictions_elsewhere.csv" if self.model.evaluated_elsewhere else None
-        out = Path(self.trainer.log_dir or ".") / (name or "test_predictions.csv")
+        stem = "test_predictions" + ("_elsewhere" if self.model.evaluated_elsewhere else "")
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        name = f"{stem}.rank{rank}.csv" if world > 1 else f"{stem}.csv"
+        out = Path(self.trainer.log_dir or ".") / name
         count = write_test_predictions(batches, self.datamodule, out)
+        part = f" (this device's share of {world}: one file per device)" if world > 1 else ""
         print(
-            f"[predict] {count} test utterances predicted: {out} (true label in its last "
+            f"[predict] {count} test utterances predicted{part}: {out} (true label in its last "
             "column); `lightning-ser predict --ckpt CKPT FILES... -o CSV` predicts other audio",
             flush=True,
         )

@@ -47,19 +47,29 @@ class _Tee:
 def logged_to(run_dir: Path, command: list[str]) -> Iterator[Path]:
     """Copy this process's output into `run_dir/log.txt` while the block runs."""
     path = run_dir / LOG_FILE
-    if os.environ.get(LOGGED_ENV):
-        yield path
+    if os.environ.get(LOGGED_ENV):  # the parent sends this whole process's output there
+        try:
+            yield path
+        except BaseException:
+            sys.stderr.write(traceback.format_exc())  # the log's copy of what main shortens
+            raise
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as copy:
+    with open(path, "a", encoding="utf-8", buffering=1) as copy:  # lines survive a kill
         copy.write(f"\n[{time.strftime('%Y-%m-%d %H:%M:%S')}] {' '.join(command)}\n")
-        handler = logging.StreamHandler(copy)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        loggers = [logging.getLogger(name) for name in LOGGERS]
-        for logger in loggers:
-            logger.addHandler(handler)
         stdout, stderr = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Tee(stdout, copy), _Tee(stderr, copy)
+        handlers = []
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            if logger.hasHandlers():  # Lightning's own handler writes to the terminal
+                handler = logging.StreamHandler(copy)
+            else:  # records would reach the terminal by logging's last resort: keep that
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setLevel(logging.lastResort.level if logging.lastResort else 30)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+            handlers.append((logger, handler))
         try:
             yield path
         except BaseException:  # the terminal gets one line (main); the log the whole story
@@ -67,5 +77,5 @@ def logged_to(run_dir: Path, command: list[str]) -> Iterator[Path]:
             raise
         finally:
             sys.stdout, sys.stderr = stdout, stderr
-            for logger in loggers:
+            for logger, handler in handlers:
                 logger.removeHandler(handler)

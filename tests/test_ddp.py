@@ -48,3 +48,16 @@ def test_two_process_ddp_matches_single_process(
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
     # the report gathered every rank's test utterances: same utterance count as one process
     assert report == (run_dir / "report" / "report.md").read_text()
+
+    # predict: each device writes the predictions of its own share of the test part
+    lightning(["predict", "-c", str(CONF), *data, *ddp, "--ckpt_path", str(best)], tmp_path)
+    shares = [run_dir / f"test_predictions.rank{rank}.csv" for rank in (0, 1)]
+    lightning(["predict", "-c", str(CONF), *data, "--ckpt_path", str(best)], tmp_path)
+    rows = []
+    for path in shares:
+        with open(path) as f:
+            rows += list(csv.DictReader(f))
+    with open(run_dir / "test_predictions.csv") as f:
+        whole = list(csv.DictReader(f))
+    key = lambda r: r["path"]  # noqa: E731
+    assert sorted(rows, key=key) == sorted(whole, key=key)

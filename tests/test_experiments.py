@@ -238,6 +238,8 @@ def test_an_edited_config_is_another_setting_the_same_file_named_otherwise_is_no
     Path("tiny.yaml").write_text("model:\n  layers: 6\n")
     first = experiments.settings(["-c", "tiny.yaml"])
     assert experiments.settings(["-c", "./tiny.yaml"]) == first
+    Path("tiny.yaml").write_text("# a comment\nmodel: {layers: 6}\ndata: {root: /elsewhere}\n")
+    assert experiments.settings(["-c", "tiny.yaml"]) == first  # layout, comments, where: not
     Path("tiny.yaml").write_text("model:\n  layers: 7\n")
     assert experiments.settings(["-c", "tiny.yaml"]) != first
     run_dir = tmp_path / "fold_0"
@@ -285,3 +287,23 @@ def test_settings_pair_each_option_with_its_value_in_either_form() -> None:
         ["-c", "b.yaml", "-c", "a.yaml"]
     )  # the later config wins, so their order is a setting
     assert experiments.settings(["--data.root", "/here"]) == experiments.settings([])
+
+
+def test_a_runs_log_keeps_what_it_printed_and_the_terminal_still_shows_it(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from lightning_ser.runlog import logged_to
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as outside pytest: no handler
+    with logged_to(tmp_path, ["fit", "-c", "a.yaml"]):
+        print("a line")
+        logging.getLogger("lightning_ser.data").warning("a warning")
+    with pytest.raises(RuntimeError), logged_to(tmp_path, ["fit"]):
+        raise RuntimeError("broke")
+    log = (tmp_path / "log.txt").read_text()
+    assert "fit -c a.yaml" in log and "a line" in log and "a warning" in log
+    assert "RuntimeError: broke" in log and log.count("] fit") == 2  # appended
+    shown = capsys.readouterr()
+    assert "a line" in shown.out and "a warning" in shown.err

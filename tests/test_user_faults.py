@@ -434,10 +434,10 @@ def test_a_wrong_command_line_of_the_other_commands_is_one_line(argv, said, caps
 
 @pytest.mark.parametrize(
     ("flag", "source"),
-    [("--model.eval_crops=5", "data.eval_crops"), ("--model.init_args.num_classes", "data")],
+    [("--model.eval_crops=5", "data.eval_crops"), ("--model.init_args.num_classes 4", "data")],
 )
 def test_a_model_setting_that_the_data_sets_is_refused(cli, flag, source, capsys) -> None:
-    assert cli("fit", *SHORT, flag, "4") == 1
+    assert cli("fit", *SHORT, *flag.split(" ")) == 1
     err = capsys.readouterr().err
     assert f"is set from {source}" in err and len(err.strip().splitlines()) == 1
 
@@ -452,3 +452,8 @@ def test_a_second_test_keeps_the_first_report(cli, tmp_path: Path, capsys) -> No
     assert (run / "test_config.previous-1.yaml").exists() and (run / "test_config.yaml").exists()
     assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
     assert "report.previous-1" in capsys.readouterr().out
+    second = (run / "report" / "report.md").read_text()
+    assert cli("test", "--ckpt_path", "best", "--data.seed", "5") == 1  # refused: another split
+    assert (run / "report" / "report.md").read_text() == second  # put back, nothing lost
+    assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
+    assert not (run / "report.previous-2").exists()
