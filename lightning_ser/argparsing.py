@@ -13,4 +13,5 @@ class ArgumentParser(argparse.ArgumentParser):
     `--help` still prints the usage and exits 0."""
 
     def error(self, message: str) -> NoReturn:
-        raise ValueError(f"{self.prog}: {message} (`{self.prog} --help` lists the options)")
+        command = self.prog.removeprefix("lightning-ser ")  # main() says "lightning-ser: error:"
+        raise ValueError(f"{command}: {message} (`{self.prog} --help` lists the options)")

@@ -419,11 +419,11 @@ def test_resuming_by_an_absolute_path_keeps_the_best_score(cli, tmp_path: Path, 
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
-        (["predict", "--ckpt"], "lightning-ser predict: argument --ckpt: expected one argument"),
+        (["predict", "--ckpt"], "error: predict: argument --ckpt: expected one argument"),
         (["embed", "--ckpt", "x.ckpt", "a.wav"], "the following arguments are required: -o"),
         (["export", "--ckpt", "x.ckpt", "-o", "e", "--format", "tflite"], "invalid choice"),
-        (["sweep"], "lightning-ser sweep: the following arguments are required: sweep"),
-        (["download"], "lightning-ser download: the following arguments are required"),
+        (["sweep"], "error: sweep: the following arguments are required: sweep"),
+        (["download"], "error: download: the following arguments are required"),
     ],
 )
 def test_a_wrong_command_line_of_the_other_commands_is_one_line(argv, said, capsys) -> None:
