@@ -233,6 +233,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.stage_start_epoch = 0
         self.class_embeddings_from: tuple[int, int] = (0, 0)  # embedding_view they were made with
         self.trained_on: dict[str, Any] | None = None  # the split of a loaded checkpoint
+        self.checkpoint_epoch: int | None = None  # the epoch a loaded checkpoint was saved at
         self.evaluate_elsewhere = False  # set by the CLI's --evaluate_elsewhere
         self.val_metrics = torch.nn.ModuleDict(
             {k: confusion_metric(num_classes) for k in ("least_angle", "softmax")}
@@ -388,6 +389,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.stage, self.stage_start_epoch = state["name"], state["start_epoch"]
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
         self.trained_on = checkpoint.get("split")
+        self.checkpoint_epoch = checkpoint.get("epoch")
         self.check_network(checkpoint.get("embedder"))
         self.check_features(checkpoint.get("hyper_parameters", {}).get("feature_config"))
         self.match_checkpoint_folders(checkpoint)
@@ -583,6 +585,18 @@ class EmotionEmbeddingModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
+        self._log_what_was_tested()
+
+    def _log_what_was_tested(self) -> None:
+        """Label the test's row of `test_metrics.csv`: the epoch of the tested weights (a row
+        per test, so `--ckpt_path best` and `last` tell apart) and how utterances were embedded
+        (`crops` 0: whole utterances, else that many crops of `crop_frames`)."""
+        crops, frames = self.embedding_view
+        label = {"tested/crops": crops, "tested/crop_frames": frames}
+        if self.checkpoint_epoch is not None:
+            label["tested/checkpoint_epoch"] = self.checkpoint_epoch
+        for key, value in label.items():
+            self.log(key, float(value))
 
     def on_predict_start(self) -> None:
         self.check_split()

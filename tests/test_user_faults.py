@@ -457,3 +457,6 @@ def test_a_second_test_keeps_the_first_report(cli, tmp_path: Path, capsys) -> No
     assert (run / "report" / "report.md").read_text() == second  # put back, nothing lost
     assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
     assert not (run / "report.previous-2").exists()
+    rows = list(csv.DictReader((run / "test_metrics.csv").open()))
+    assert [row["tested/crops"] for row in rows] == ["0.0", "3.0"]  # each test's row says which
+    assert rows[0]["tested/checkpoint_epoch"] == rows[1]["tested/checkpoint_epoch"] != ""
