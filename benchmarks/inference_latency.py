@@ -196,13 +196,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="seed of the file sample")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file to write")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="JSON file to write (its table beside, .md)"
+    )
     args = parser.parse_args(argv)
     result = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(result) + "\n")
     print(markdown(result))
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}")
     return result
 
 
