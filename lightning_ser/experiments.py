@@ -102,9 +102,14 @@ def _without_empty(value: Any) -> Any:
 
 
 def other_settings(run_dir: Path, args: list[str]) -> str | None:
-    """Why `run_dir` may not count for a run with `args` (made with other settings), or None."""
+    """Why `run_dir` may not count for a run with `args` (made with other settings), or None.
+
+    A folder whose run never saved a checkpoint (it failed at start-up: a wrong option, a
+    missing corpus) holds nothing of those settings to protect, so it does not count."""
     for name in (RESULT_FILE, ARGS_FILE):
         path = run_dir / name
+        if name == ARGS_FILE and not has_trained(run_dir):
+            continue
         if path.exists():
             record = json.loads(path.read_text())
             if "settings" in record:
@@ -181,7 +186,7 @@ def run_experiment(
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     recorded = settings(args)  # before training: a config edited meanwhile is not this run's
-    if not (run_dir / ARGS_FILE).exists():
+    if not has_trained(run_dir):  # a first start, or one after a start that failed
         write_json_atomic(run_dir / ARGS_FILE, {"args": args, "settings": recorded})
     loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -224,6 +229,11 @@ def run_experiment(
     }
     write_json_atomic(result_path, result)
     return result
+
+
+def has_trained(run_dir: Path) -> bool:
+    """Whether a fit in `run_dir` finished an epoch (its `last.ckpt` can be read)."""
+    return interrupted_epoch(run_dir / "checkpoints" / "last.ckpt") is not None
 
 
 def interrupted_epoch(last: Path) -> int | None:

@@ -204,6 +204,17 @@ def test_a_fold_that_died_before_its_first_checkpoint_starts_again(cli_args, tmp
     assert (run_dir / "metrics.interrupted-1.csv").read_text() == "epoch,train/loss\n0,1.0\n"
 
 
+def test_a_run_that_failed_at_start_up_does_not_hold_its_folder(cli_args, tmp_path) -> None:
+    run_dir = tmp_path / "exp"
+    with pytest.raises((SystemExit, ValueError)):  # `lightning-ser experiment` says it in a line
+        experiments.run_experiment([*cli_args, *FAST, "--model.backbone", "transformer"], run_dir)
+    assert (run_dir / experiments.ARGS_FILE).exists()  # what was tried, for the record
+    result = experiments.run_experiment([*cli_args, *FAST], run_dir)  # corrected: runs
+    assert result["args"] == [*cli_args, *FAST]
+    recorded = json.loads((run_dir / experiments.ARGS_FILE).read_text())
+    assert recorded["args"] == [*cli_args, *FAST]  # the record follows the run that trained
+
+
 def test_a_cv_run_again_with_other_settings_is_refused(cli_args, tmp_path: Path) -> None:
     """Its finished folds would otherwise stand in the summary under the new command."""
     out = tmp_path / "cv"
