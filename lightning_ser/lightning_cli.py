@@ -8,6 +8,7 @@ another split. `lightning_main(args)` runs in-process, so tests drive the real C
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from pytorch_lightning.cli import LightningCLI
 
 from . import runs
 from .data.datamodule import EmotionDataModule
+from .embedder import Embedder
 from .inference.files import write_predictions
 from .inference.model import Prediction
 from .module import EmotionEmbeddingModule
@@ -235,9 +237,37 @@ class SERCLI(LightningCLI):
         and a run resumed or fine-tuned from a file may change its training settings on
         purpose; `--ckpt_path last` never applied them, and a file now behaves the same. A
         network that differs from the checkpoint's is refused in one line (the module's
-        on_load_checkpoint). Overrides LightningCLI's private hook: no public one exists."""
-        if self.config.get("subcommand") != "fit":
-            super()._parse_ckpt_path()
+        on_load_checkpoint). Overrides LightningCLI's private hook: no public one exists.
+        Where the checkpoint's settings replace other values of the config, one line says which
+        about the network (`test --model.backbone lstm --ckpt_path FILE` of a TIM run tests the
+        TIM network); training settings (epochs, losses) do not matter to an evaluation."""
+        subcommand = self.config.get("subcommand")
+        if subcommand == "fit":
+            return
+        before = self._model_settings(subcommand)
+        super()._parse_ckpt_path()
+        after = self._model_settings(subcommand)
+        linked = {target.rsplit(".", 1)[1] for _, target in LINKED}  # the data's, not settings
+        network = set(inspect.signature(Embedder).parameters) - linked  # what the weights fix
+        replaced = [
+            f"{key}={after[key]!r} (config: {before[key]!r})"
+            for key in sorted(network & set(before) & set(after))
+            if before[key] != after[key]
+        ]
+        if replaced:
+            print(
+                f"[{subcommand}] the checkpoint's model settings replace the config's: "
+                + ", ".join(replaced),
+                flush=True,
+            )
+
+    def _model_settings(self, subcommand: str | None) -> dict[str, Any]:
+        """The model's init arguments in the parsed config (empty before a subcommand)."""
+        if not subcommand:
+            return {}
+        model = self.config[subcommand].get("model")
+        args = model.get("init_args", model) if model is not None else {}
+        return dict(args or {})
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Parse, then read a given checkpoint safely before Lightning does, so that a missing,
@@ -279,8 +309,7 @@ class SERCLI(LightningCLI):
             n += 1
         self._moved_aside = [(p, runs.previous(p, n)) for p in earlier if p.exists()]
         for path, aside in self._moved_aside:
-            path.rename(aside)
-        print(f"[test] the earlier test's report is kept in {runs.previous(earlier[0], n)}")
+            path.rename(aside)  # said once the test has run (`after_test`): a refusal undoes it
 
     def _run_subcommand(self, subcommand: str) -> None:
         self._moved_aside: list[tuple[Path, Path]] = []
@@ -318,6 +347,9 @@ class SERCLI(LightningCLI):
         )
 
     def after_test(self) -> None:
+        for path, aside in getattr(self, "_moved_aside", []):
+            if path.name == "report":
+                print(f"[test] the earlier test's report is kept in {aside}", flush=True)
         metrics = self.trainer.callback_metrics
         head = ", ".join(
             f"{key.removeprefix('test/')} {100 * float(metrics[key]):.2f}%"

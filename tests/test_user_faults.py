@@ -453,10 +453,21 @@ def test_a_second_test_keeps_the_first_report(cli, tmp_path: Path, capsys) -> No
     assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
     assert "report.previous-1" in capsys.readouterr().out
     second = (run / "report" / "report.md").read_text()
+    capsys.readouterr()
     assert cli("test", "--ckpt_path", "best", "--data.seed", "5") == 1  # refused: another split
+    assert "kept in" not in capsys.readouterr().out  # nothing was moved for good
     assert (run / "report" / "report.md").read_text() == second  # put back, nothing lost
     assert "eval_crops: 3" in (run / "test_config.yaml").read_text()
     assert not (run / "report.previous-2").exists()
     rows = list(csv.DictReader((run / "test_metrics.csv").open()))
     assert [row["tested/crops"] for row in rows] == ["0.0", "3.0"]  # each test's row says which
     assert rows[0]["tested/checkpoint_epoch"] == rows[1]["tested/checkpoint_epoch"] != ""
+
+
+def test_a_checkpoint_file_says_which_network_settings_it_brings(cli, tmp_path, capsys) -> None:
+    cli("fit", *SHORT)
+    ckpt = tmp_path / "runs/ravdess/holdout/version_0/checkpoints/best.ckpt"
+    capsys.readouterr()
+    assert cli("test", "--ckpt_path", str(ckpt), "--model.init_args.layers", "7") == 0
+    said = "[test] the checkpoint's model settings replace the config's: layers=6 (config: 7)"
+    assert said in capsys.readouterr().out.splitlines()  # the network only, not the schedule
