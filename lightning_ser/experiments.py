@@ -416,7 +416,12 @@ def read_sweep(path: Path) -> dict[str, Any]:
     config given by mistake)."""
     if not path.is_file():
         raise ValueError(f"{path}: no such sweep file")
-    spec = yaml.safe_load(path.read_text())
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("parameters"), dict):
         raise ValueError(
             f"{path} is not a W&B sweep file (no `parameters:` mapping; a training config goes "
@@ -433,6 +438,11 @@ def expand_sweep(spec: dict[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(f"only grid sweeps run locally, got method {spec.get('method')!r}")
     names, choices = [], []
     for name, param in spec.get("parameters", {}).items():
+        if not isinstance(param, dict):
+            raise ValueError(
+                f"sweep parameter {name!r}: {param!r} is not a mapping such as "
+                f"`{name}: {{values: [{param}]}}`"
+            )
         if "values" in param:
             values = list(param["values"])
         elif "value" in param:
@@ -523,14 +533,17 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             except (Exception, SystemExit) as err:  # noqa: BLE001 - one run does not stop all
                 if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit on Ctrl-C
                     raise
-                why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                print(f"[sweep] {run_dir.name}: failed: {why}", flush=True)
+                from .cli import one_line  # the command line's own wording of the error
+
+                print(f"[sweep] {run_dir.name}: failed: {one_line(err)}", flush=True)
                 failed.append(run_dir.name)
     results = []
     for params, _, run_dir in jobs:
         path = run_dir / RESULT_FILE
         if path.exists():
             results.append({**params, **json.loads(path.read_text())})
+    if ns.summarise and not results:  # a mistyped --out: say so, write no empty tables
+        raise ValueError(f"sweep --summarise: no finished runs of {ns.sweep} in {out}")
     _write_sweep_tables(results, list(grid[0]) if grid else [], out, len(jobs))
     if failed:
         raise ValueError(

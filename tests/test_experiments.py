@@ -128,6 +128,9 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
     assert [r["model.backbone"] for r in partial] == ["fc"]  # nothing was trained
     assert (out / "results.md").read_text().startswith("1 of 2 configurations done")
     assert "GRU-x" not in (out / "results.md").read_text()
+    with pytest.raises(ValueError, match="no finished runs of .*mini.yaml in .*swep"):
+        dispatch(["sweep", str(sweep), "--out", str(tmp_path / "swep"), "--summarise"])  # typo
+    assert not (tmp_path / "swep").exists()
 
 
 @pytest.mark.parametrize("parallel", ["1", "2"])
@@ -160,6 +163,23 @@ def test_a_training_config_given_as_the_sweep_file_is_refused(tmp_path: Path) ->
         dispatch(["sweep", str(CONF)])
     with pytest.raises(ValueError, match=r"nowhere.yaml: no such sweep file"):
         dispatch(["sweep", str(tmp_path / "nowhere.yaml")])
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "parameters:\n  model.layers: {values: [6, 7\n",
+            r"bad.yaml: not valid YAML \(line 5, column 1\)",
+        ),
+        ("parameters:\n  model.layers: 6\n", r"'model.layers': 6 is not a mapping"),
+    ],
+)
+def test_a_malformed_sweep_file_is_named_with_what_is_wrong(tmp_path, text, said) -> None:
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text('method: grid\ncommand: ["${env}", lightning, fit, "${args}"]\n' + text)
+    with pytest.raises(ValueError, match=said):
+        dispatch(["sweep", str(sweep), "--dry-run"])
 
 
 def test_a_grid_parameter_on_the_command_line_is_refused(cli_args, tmp_path: Path) -> None:
