@@ -96,8 +96,8 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
         for key, value in summary.items():
             if key == "emotions":
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
-            elif key == "pruned":
-                value = f"{len(value)} file(s)"
+            elif key == "pruned":  # which: the cache folder may be shared with other clones
+                value = f"{len(value)} file(s)" + "".join(f"\n  {path}" for path in value)
             print(f"{key:<{width}}  {value}")
     return summary
 

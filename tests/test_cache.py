@@ -138,6 +138,15 @@ def test_cache_key_depends_on_config_files_and_their_order(clips):
     assert key != cache_key(clips[::-1], CONFIG)
 
 
+def test_one_folder_spelt_two_ways_is_one_cache(clips, tmp_path, monkeypatch):
+    folder = Path(clips[0]).parent
+    monkeypatch.chdir(folder.parent)
+    relative = [str(Path(folder.name) / Path(c).name) for c in clips]
+    (tmp_path / "link").symlink_to(folder)
+    linked = [str(tmp_path / "link" / Path(c).name) for c in clips]
+    assert cache_key(relative, CONFIG) == cache_key(clips, CONFIG) == cache_key(linked, CONFIG)
+
+
 def test_a_missing_file_is_named(clips, cache_dir, tmp_path):
     missing = str(tmp_path / "gone.wav")
     with pytest.raises(AudioError, match="gone.wav"):

@@ -191,6 +191,9 @@ def test_cache_prune_deletes_caches_of_old_settings_only(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["pruned"] == [str(stale)] and summary["stale_caches"] == 0
     assert not stale.exists() and current.exists()
+    stale.write_bytes(b"x" * 2048)
+    run("cache", "--prune")
+    assert f"\n  {stale}\n" in capsys.readouterr().out  # the text names what it deleted
 
 
 def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[str]) -> None:

@@ -161,9 +161,12 @@ def cache_key(paths: Sequence[str], config: FeatureConfig, on_bad_file: OnBadFil
 
 
 def _key(stamps: Sequence[Stamp], config: FeatureConfig) -> str:
+    """The cache's name: files count by where they really are, so `--data.root data` and
+    `--data.root /abs/data` (or a link to it) share one cache instead of building two, each
+    counting the other as stale."""
     h = hashlib.sha256(f"v{CACHE_VERSION}:{config.key()}".encode())
     for path, size, mtime, _ in stamps:
-        h.update(f"\0{path}\0{size}\0{mtime}".encode())
+        h.update(f"\0{os.path.realpath(path)}\0{size}\0{mtime}".encode())
     return h.hexdigest()[:20]
 
 
