@@ -390,6 +390,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_embeddings_from = tuple(checkpoint.get("class_embeddings_from", (0, 0)))
         self.trained_on = checkpoint.get("split")
         self.checkpoint_epoch = checkpoint.get("epoch")
+        self.check_emotions(checkpoint.get("hyper_parameters", {}).get("class_names"))
         self.check_network(checkpoint.get("embedder"))
         self.check_features(checkpoint.get("hyper_parameters", {}).get("feature_config"))
         self.match_checkpoint_folders(checkpoint)
@@ -457,6 +458,16 @@ class EmotionEmbeddingModule(pl.LightningModule):
             saved, ours = (state or {}).get("dirpath"), getattr(callback, "dirpath", None)
             if saved and ours and Path(saved).resolve() == Path(ours).resolve():
                 state["dirpath"] = ours
+
+    def check_emotions(self, saved: list[str] | None) -> None:
+        """Refuse, in one line, a checkpoint trained on other emotions (or another order) than
+        this data's: its softmax head and class embeddings would answer with the wrong names
+        (even `--evaluate_elsewhere` cannot map one onto the other)."""
+        if saved is not None and list(saved) != list(self.class_names):
+            raise ValueError(
+                f"the checkpoint was trained on the emotions {', '.join(saved)}; this data has "
+                f"{', '.join(self.class_names)}"
+            )
 
     def check_network(self, saved: dict[str, Any] | None) -> None:
         """Refuse, in one line, weights of another network than this one (a `fit --ckpt_path`

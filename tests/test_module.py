@@ -212,3 +212,12 @@ def test_padded_batch_gives_each_utterance_alone() -> None:
 def test_class_names_must_match_num_classes() -> None:
     with pytest.raises(ValueError, match="class_names"):
         EmotionEmbeddingModule(num_classes=3, class_names=["a", "b"])
+
+
+def test_a_checkpoint_of_other_emotions_is_refused_even_with_as_many() -> None:
+    module = EmotionEmbeddingModule(num_classes=2, class_names=["angry", "sad"], layers=6)
+    module.check_emotions(["angry", "sad"])  # the same: fine
+    module.check_emotions(None)  # a checkpoint that does not say: nothing to compare
+    for other in (["angry", "calm"], ["sad", "angry"]):  # another emotion, another order
+        with pytest.raises(ValueError, match="trained on the emotions .*; this data has angry"):
+            module.check_emotions(other)
