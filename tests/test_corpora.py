@@ -522,6 +522,23 @@ def test_manifest_missing_columns(manifest):
         load_manifest(manifest)
 
 
+def test_a_manifest_that_is_not_utf8_is_named(manifest):
+    (manifest / "latin1.csv").write_bytes("path,label\naudio/x1.wav,colère\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"manifest .*latin1\.csv: not UTF-8 text \(byte 0xe8"):
+        load_manifest(manifest, manifest="latin1.csv")
+    with pytest.raises(CorpusError, match=r"x2\.flac: not UTF-8 text .* not an audio file"):
+        load_manifest(manifest / "audio" / "x2.flac")  # an audio file named as the manifest
+
+
+def test_a_corpus_of_one_emotion_is_refused(manifest):
+    from lightning_ser.data.datamodule import EmotionDataModule
+
+    (manifest / "one.csv").write_text("path,label\naudio/x1.wav,joy\naudio/x2.flac,joy\n")
+    data = EmotionDataModule(root=str(manifest / "one.csv"), corpus="manifest")
+    with pytest.raises(CorpusError, match=r"one\.csv: 2 utterances .*\(only 'joy'\); .* two"):
+        data.class_names
+
+
 def test_manifest_missing_file(tmp_path):
     with pytest.raises(CorpusError, match="manifest file not found: .*nothing.csv"):
         load_manifest(tmp_path, manifest="nothing.csv")

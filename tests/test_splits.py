@@ -234,3 +234,9 @@ def test_speaker_names_sharing_a_number_stay_apart() -> None:
     assert speakers_of(s.test, groups) == {"f1"}
     with pytest.raises(ValueError, match="ambiguous"):
         make_split(labels, groups, "speaker_folds", speaker_folds=[[1]])
+
+
+@pytest.mark.parametrize("protocol", SPEAKER_PROTOCOLS)
+def test_speaker_protocols_on_one_speaker_say_a_speaker_column_is_missing(protocol) -> None:
+    with pytest.raises(ValueError, match=rf"{protocol} needs .* several speakers; .*1 \(unknown"):
+        make_split(LABELS, ["unknown"] * len(LABELS), protocol, **OPTIONS.get(protocol, {}))

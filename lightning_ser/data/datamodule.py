@@ -25,7 +25,7 @@ from .batching import (
     length_buckets,
 )
 from .cache import CacheInfo, FeatureTable, load_or_build, stale_caches
-from .corpora import Utterance, class_names_for, load_corpus
+from .corpora import CorpusError, Utterance, class_names_for, load_corpus
 from .corpora.base import OnBadFile
 from .features import FeatureConfig
 from .normalisation import per_speaker_normalised, training_statistics
@@ -184,8 +184,16 @@ class EmotionDataModule(pl.LightningDataModule):
 
     @cached_property
     def class_names(self) -> list[str]:
-        """Emotion names in class-index order (linked into the model by the CLI)."""
-        return class_names_for(self.corpus, self.utterances)
+        """Emotion names in class-index order (linked into the model by the CLI); refused in
+        one line when the corpus holds fewer than two (nothing to tell apart)."""
+        names = class_names_for(self.corpus, self.utterances)
+        if len(names) < 2:
+            found = f"only {names[0]!r}" if names else "none"
+            raise CorpusError(
+                f"data.root {self.root}: {len(self.utterances)} utterances of one emotion at "
+                f"most ({found}); a recogniser needs at least two"
+            )
+        return names
 
     @property
     def num_classes(self) -> int:

@@ -183,6 +183,12 @@ def make_split(
         raise ValueError(f"data.val_size must be in [0, 1), got {val_size}")
     y, g = np.asarray(labels), np.asarray(groups)
     index = np.arange(len(y))
+    if protocol in SPEAKER_INDEPENDENT and len(set(groups)) < 2:
+        raise ValueError(
+            f"data.split={protocol} needs utterances of several speakers; this corpus names "
+            f"{len(set(groups))} ({', '.join(map(str, sorted(set(groups))))}): a manifest "
+            "needs a speaker column"
+        )
     if protocol == "speaker_folds" and not speaker_folds:
         raise ValueError("data.split=speaker_folds needs data.speaker_folds: [[speakers], ...]")
     folds = num_folds(protocol, groups, n_folds, speaker_folds)

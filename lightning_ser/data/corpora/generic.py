@@ -65,6 +65,18 @@ def load_manifest(
     """
     csv_path = manifest_path(root, manifest)
     bad = BadFiles(on_bad_file, f"manifest {csv_path.name}")
+    try:
+        rows = _manifest_rows(csv_path, bad)
+    except UnicodeDecodeError as err:
+        raise CorpusError(
+            f"manifest {csv_path}: not UTF-8 text (byte {err.object[err.start]:#x} at offset "
+            f"{err.start}); save it as UTF-8, or name the CSV file itself, not an audio file"
+        ) from None
+    return finish(normalise_labels(rows, f"manifest {csv_path}"), bad, csv_path)
+
+
+def _manifest_rows(csv_path: Path, bad: BadFiles) -> list[Utterance]:
+    """The manifest's readable rows; the others go to `bad`."""
     rows = []
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -94,4 +106,4 @@ def load_manifest(
             speaker = values.get("speaker") or UNKNOWN_SPEAKER
             meta = {k: v for k, v in values.items() if k not in ("path", "label", "speaker")}
             rows.append(Utterance(str(audio), values["label"], speaker, meta))
-    return finish(normalise_labels(rows, f"manifest {csv_path}"), bad, csv_path)
+    return rows
