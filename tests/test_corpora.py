@@ -536,7 +536,7 @@ def test_a_corpus_of_one_emotion_is_refused(manifest):
     (manifest / "one.csv").write_text("path,label\naudio/x1.wav,joy\naudio/x2.flac,joy\n")
     data = EmotionDataModule(root=str(manifest / "one.csv"), corpus="manifest")
     with pytest.raises(CorpusError, match=r"one\.csv: 2 utterances .*\(only 'joy'\); .* two"):
-        data.class_names
+        _ = data.class_names
 
 
 def test_manifest_missing_file(tmp_path):
