@@ -138,6 +138,7 @@ def test_loading_uses_weights_only(ckpt: Path, monkeypatch: pytest.MonkeyPatch) 
         ("pickled_code", "holds objects that would run code when loaded (pathlib.PosixPath)"),
         ("no_class_embeddings", "no class embeddings"),
         ("incomplete", "missing feature_mean"),
+        ("torchscript", "is a TorchScript export (`lightning-ser export`), not a training"),
     ],
 )
 def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, case: str, expected: str) -> None:
@@ -164,6 +165,9 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, case: str, expec
         ck = torch.load(path, weights_only=True)
         del ck["state_dict"]["embedder.feature_mean"]
         torch.save(ck, path)
+    elif case == "torchscript":
+        save_ckpt(module, tmp_path / "trained.ckpt")
+        export_torchscript(load_checkpoint(tmp_path / "trained.ckpt"), path)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)

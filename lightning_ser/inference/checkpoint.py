@@ -44,6 +44,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not zipfile.is_zipfile(path) and not _starts_like_pickle(path):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint file (neither zip nor pickle)")
+    if _is_torchscript(path):
+        raise CheckpointError(
+            f"{path} is a TorchScript export (`lightning-ser export`), not a training checkpoint: "
+            "load it with torch.jit.load, or give the .ckpt it was exported from"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -82,6 +87,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(ckpt.get(key), dict):
             raise CheckpointError(f"{path} is incomplete: it has no '{key}'")
     return ckpt
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether a zip file is a TorchScript archive (it holds compiled code under `code/`)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
 
 
 def _starts_like_pickle(path: Path) -> bool:
