@@ -189,7 +189,9 @@ class SERCLI(LightningCLI):
             fresh = not run_dir.exists()
         if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID") and not launched:
             run_dir = run_dir.with_name(f"{run_dir.name}-{os.environ['WANDB_RUN_ID']}")
+        missing = [p for p in reversed(run_dir.parents) if not p.exists()]  # outermost first
         run_dir = runs.claim(run_dir) if fresh else run_dir
+        runs.CREATED.extend(missing)  # runs/<corpus>/<split>/ made for this run go with it
         if fresh or not run_dir.exists():
             runs.CREATED.append(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)  # W&B looks for a git root from here
