@@ -481,6 +481,16 @@ def test_folder(folder):
     assert class_names_for("folder", table) == ["angry", "calm", "happy"]
 
 
+def test_a_link_to_a_file_that_is_gone_is_read_and_named_not_dropped(folder):
+    from lightning_ser.data.cache import AudioError, file_stamps
+
+    (folder / "angry" / "gone.wav").symlink_to(folder / "nowhere.wav")
+    table = load_folder(folder)
+    assert labels(table)["angry"] == 4  # listed: reading it names it
+    with pytest.raises(AudioError, match=r"gone\.wav.*cannot read file"):
+        file_stamps([u.path for u in table])
+
+
 # --- generic corpora: a CSV manifest --------------------------------------------------------------
 
 

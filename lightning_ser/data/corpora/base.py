@@ -41,7 +41,9 @@ def require_dir(root: str | Path, what: str) -> Path:
 
 def walk_files(root: Path) -> list[Path]:
     """Every file under `root`, sorted, following symbolic links to folders (each real folder is
-    entered once, so a link loop ends): a linked emotion folder is data like any other."""
+    entered once, so a link loop ends): a linked emotion folder is data like any other. A link
+    to a file that is gone is listed too, so that reading it fails by name instead of the file
+    vanishing from the corpus without a word."""
     found: list[Path] = []
     seen: set[tuple[int, int]] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -51,7 +53,11 @@ def walk_files(root: Path) -> list[Path]:
             continue
         seen.add((stat.st_dev, stat.st_ino))
         dirs.sort()
-        found += [Path(folder) / f for f in files if (Path(folder) / f).is_file()]
+        found += [
+            Path(folder) / f
+            for f in files
+            if (Path(folder) / f).is_file() or (Path(folder) / f).is_symlink()
+        ]
     return sorted(found)
 
 
