@@ -187,6 +187,8 @@ def embed_command(argv: list[str]) -> int:
         print(f"{counts}; nothing written to {ns.output}")
         return 1
     print(f"wrote {Path(result['embeddings']).resolve()} and {Path(result['index']).resolve()}")
+    if result["kept"]:
+        print(f"the earlier call's files are kept as {', '.join(p.name for p in result['kept'])}")
     print(counts)
     return 0
 

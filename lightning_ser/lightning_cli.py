@@ -306,12 +306,8 @@ class SERCLI(LightningCLI):
         earlier = [run_dir / n for n in ("report", "test_config.yaml", "test_hparams.yaml")]
         if not self.trainer.is_global_zero or not earlier[0].is_dir():
             return
-        n = 1
-        while any(runs.previous(path, n).exists() for path in earlier):
-            n += 1
-        self._moved_aside = [(p, runs.previous(p, n)) for p in earlier if p.exists()]
-        for path, aside in self._moved_aside:
-            path.rename(aside)  # said once the test has run (`after_test`): a refusal undoes it
+        # said once the test has run (`after_test`): a refusal puts them back
+        self._moved_aside = runs.keep_earlier(earlier)
 
     def _run_subcommand(self, subcommand: str) -> None:
         self._moved_aside: list[tuple[Path, Path]] = []

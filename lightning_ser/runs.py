@@ -109,3 +109,16 @@ def previous(path: Path, n: int) -> Path:
     """Where an earlier evaluation's file or folder is kept: `report` -> `report.previous-1`,
     `test_config.yaml` -> `test_config.previous-1.yaml`."""
     return path.with_name(f"{path.stem}.previous-{n}{path.suffix}")
+
+
+def keep_earlier(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """Move the existing ones of `paths` (files or folders an earlier call wrote and this one
+    would replace) to `<stem>.previous-<n><suffix>`, one free n for all; returns the
+    (path, where it went) pairs, so that a failed call can put them back."""
+    n = 1
+    while any(previous(path, n).exists() for path in paths):
+        n += 1
+    moved = [(path, previous(path, n)) for path in paths if path.exists()]
+    for path, aside in moved:
+        path.rename(aside)
+    return moved

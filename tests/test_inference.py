@@ -275,6 +275,17 @@ def test_write_predictions_csv_and_json(tmp_path: Path, model: EmotionModel, cli
         write_predictions(preds, tmp_path / "l.csv", labels=["happy"])
 
 
+def test_a_second_embed_keeps_the_first_ones_files(model: EmotionModel, clips, tmp_path) -> None:
+    out = tmp_path / "emb"
+    embed_files(model, find_audio([clips["root"]]), out)
+    first = (out / "index.csv").read_text()
+    result = embed_files(model, [clips["a"]], out)
+    assert (out / "index.previous-1.csv").read_text() == first
+    assert np.load(out / "embeddings.previous-1.npy").shape == (3, 16)
+    assert np.load(out / "embeddings.npy").shape == (1, 16)
+    assert result["kept"] == [out / "embeddings.previous-1.npy", out / "index.previous-1.csv"]
+
+
 def test_embed_files_writes_npy_and_index(model: EmotionModel, clips, tmp_path: Path) -> None:
     files = find_audio([clips["root"]])
     result = embed_files(model, files, tmp_path / "emb")

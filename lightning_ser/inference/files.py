@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..atomic import atomic_open
 from ..data.corpora.base import AUDIO_EXTENSIONS, walk_files
+from ..runs import keep_earlier
 from .model import DEFAULT_BATCH_FRAMES, EmotionModel, Prediction, _Result
 
 #: Extensions `find_audio` picks up in folders: the corpus adapters' plus other soundfile formats.
@@ -132,11 +133,12 @@ def embed_files(
     `index.csv` has one row per file (row, path, label, status, error): `row` indexes
     `embeddings.npy` for files that worked and is empty for files that failed; `label` is the
     emotion of a RAVDESS file name, else empty. When no file worked nothing is written, so a
-    mistyped input never replaces the files of an earlier call.
+    mistyped input never replaces the files of an earlier call; an earlier call's files are
+    moved aside to `embeddings.previous-<n>.npy` / `index.previous-<n>.csv`, never overwritten.
 
     Returns:
         {"embeddings": path or None, "index": path or None, "files": N, "ok": K, "errors": M,
-        "failures": [(path, error), ...]}.
+        "failures": [(path, error), ...], "kept": where an earlier call's files were moved}.
     """
     out_dir = Path(out_dir)
     rows: list[dict[str, Any]] = []
@@ -156,10 +158,11 @@ def embed_files(
         return {"embeddings": None, "index": None, **counts}
     array = torch.stack(vectors).numpy().astype(np.float32)
     npy, index = out_dir / "embeddings.npy", out_dir / "index.csv"
+    kept = [aside for _, aside in keep_earlier([npy, index])]
     with atomic_open(npy, "wb") as handle:
         np.save(handle, array)
     with atomic_open(index) as handle:
         writer = csv.DictWriter(handle, fieldnames=["row", "path", "label", "status", "error"])
         writer.writeheader()
         writer.writerows(rows)
-    return {"embeddings": npy, "index": index, **counts}
+    return {"embeddings": npy, "index": index, "kept": kept, **counts}
