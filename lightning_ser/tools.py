@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .argparsing import ArgumentParser
@@ -114,6 +115,9 @@ def download_command(argv: list[str]) -> Any:
     parser.add_argument("--md5", default=None, help="expected md5 of the archive")
     parser.add_argument("--no-progress", action="store_true")
     ns = parser.parse_args(argv)
+    for option, folder in (("TARGET", ns.target), ("--cache-dir", ns.cache_dir)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            raise SystemExit(f"lightning-ser download: {option} {folder} is a file; name a folder")
     try:
         target = download_corpus(
             ns.corpus, ns.target, ns.cache_dir, ns.url, ns.md5, progress=not ns.no_progress
