@@ -58,13 +58,13 @@ def _load(prog: str, ckpt: str, device: str) -> EmotionModel:
     try:
         return load_checkpoint(ckpt, device=device)
     except CheckpointError as err:
-        raise SystemExit(f"lightning-ser {prog}: {err}") from None
+        raise ValueError(f"{prog}: {err}") from None
 
 
 def _files(prog: str, inputs: Sequence[str]) -> list[Path]:
     files = find_audio(inputs)
     if not files:
-        raise SystemExit(f"lightning-ser {prog}: no audio files in {', '.join(inputs)}")
+        raise ValueError(f"{prog}: no audio files in {', '.join(inputs)}")
     return files
 
 
@@ -142,12 +142,12 @@ def predict_command(argv: list[str]) -> int:
     )
     ns = parser.parse_args(argv)
     if ns.output is not None and Path(ns.output).is_dir():
-        raise SystemExit(f"lightning-ser predict: -o {ns.output} is a folder; name a CSV file")
+        raise ValueError(f"predict: -o {ns.output} is a folder; name a CSV file")
     model = _load("predict", ns.ckpt, ns.device)
     out = ns.output if ns.output is not None else (None if ns.json else "predictions.csv")
     if out is not None and Path(out).is_file() and not _is_predictions(Path(out)):
-        raise SystemExit(
-            f"lightning-ser predict: {out} exists and holds no predictions; name another -o "
+        raise ValueError(
+            f"predict: {out} exists and holds no predictions; name another -o "
             "(a predictions CSV is replaced, any other file kept)"
         )
     files = _files("predict", ns.inputs)
@@ -174,7 +174,7 @@ def embed_command(argv: list[str]) -> int:
     parser.add_argument("-o", "--output", required=True, help="folder to write into")
     ns = parser.parse_args(argv)
     if Path(ns.output).exists() and not Path(ns.output).is_dir():
-        raise SystemExit(f"lightning-ser embed: -o {ns.output} is a file; name a folder")
+        raise ValueError(f"embed: -o {ns.output} is a file; name a folder")
     model = _load("embed", ns.ckpt, ns.device)
     files = _files("embed", ns.inputs)
     for note in input_notes(model, ns.batch_frames):
@@ -207,7 +207,7 @@ def export_command(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     out_dir = Path(ns.output)
     if out_dir.exists() and not out_dir.is_dir():
-        raise SystemExit(f"lightning-ser export: -o {ns.output} is a file; name a folder")
+        raise ValueError(f"export: -o {ns.output} is a file; name a folder")
     model = _load("export", ns.ckpt, "cpu")
     meta: dict[str, Any] = export_metadata(model)
     meta["checkpoint"] = str(ns.ckpt)
@@ -219,7 +219,7 @@ def export_command(argv: list[str]) -> int:
             exporters[fmt](model, target)
         except (ImportError, RuntimeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SystemExit(f"lightning-ser export: {fmt} export failed: {first}") from None
+            raise ValueError(f"export: {fmt} export failed: {first}") from None
         meta["files"][fmt] = EXPORT_FILES[fmt]
         print(f"wrote {target}")
     with atomic_open(out_dir / "export.json") as handle:

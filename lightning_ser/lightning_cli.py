@@ -93,7 +93,7 @@ class SERCLI(LightningCLI):
         trainer = config.trainer
         data = config.data.init_args if "init_args" in config.data else config.data
         if data.get("val_size") == 0 and self.subcommand == "validate":
-            raise SystemExit("validate: data.val_size=0 leaves no validation part to validate")
+            raise ValueError("validate: data.val_size=0 leaves no validation part to validate")
         ckpt = config.get("ckpt_path")
         in_its_run = ckpt not in (None, "last") and runs.checkpoint_run_dir(ckpt) is not None
         earlier = ckpt == "best" or (in_its_run and Path(ckpt).name != "last.ckpt")
@@ -225,7 +225,7 @@ class SERCLI(LightningCLI):
         run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         candidate = run_dir / "checkpoints" / "best.ckpt"
         if not candidate.exists():
-            raise SystemExit(
+            raise ValueError(
                 f"--ckpt_path best: no best checkpoint at {candidate}; run `fit` with this config "
                 "first, or pass the checkpoint file"
             )

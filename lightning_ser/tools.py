@@ -117,13 +117,13 @@ def download_command(argv: list[str]) -> Any:
     ns = parser.parse_args(argv)
     for option, folder in (("TARGET", ns.target), ("--cache-dir", ns.cache_dir)):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            raise SystemExit(f"lightning-ser download: {option} {folder} is a file; name a folder")
+            raise ValueError(f"download: {option} {folder} is a file; name a folder")
     try:
         target = download_corpus(
             ns.corpus, ns.target, ns.cache_dir, ns.url, ns.md5, progress=not ns.no_progress
         )
     except DownloadError as err:
-        raise SystemExit(f"download failed: {err}") from err
+        raise ValueError(f"download failed: {err}") from err
     print(target)
     return target
 

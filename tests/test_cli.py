@@ -280,7 +280,7 @@ def test_without_a_validation_part_the_last_epoch_is_the_model(
 def test_without_a_validation_part_validate_and_weight_averaging_are_refused(
     run, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit, match="no validation part"):
+    with pytest.raises(ValueError, match="no validation part"):
         run("validate", "--data.val_size", "0", "--ckpt_path", "best")
     with pytest.raises(ValueError, match=r"model\.ema_decay needs a validation part"):
         run("fit", "--data.val_size", "0", "--model.ema_decay", "0.9")

@@ -365,7 +365,7 @@ def test_a_file_where_a_folder_goes_is_refused_before_downloading(tmp_path, opti
     a_file.write_text("x")
     argv = ["ravdess", str(a_file)] if option == "TARGET" else ["ravdess", str(tmp_path / "t")]
     argv += ["--cache-dir", str(a_file)] if option == "--cache-dir" else []
-    with pytest.raises(SystemExit, match=f"{option} .*notes.txt is a file; name a folder"):
+    with pytest.raises(ValueError, match=f"{option} .*notes.txt is a file; name a folder"):
         download_command([*argv, "--url", "http://127.0.0.1:9/never-contacted.zip"])
 
 

@@ -404,7 +404,7 @@ def test_predict_replaces_its_own_csv_but_no_other_file(ckpt: Path, clips, tmp_p
         assert predict_command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(out)]) == 0
     log = tmp_path / "metrics.csv"
     log.write_text("epoch,train/loss\n0,1.0\n")
-    with pytest.raises(SystemExit, match="metrics.csv exists and holds no predictions"):
+    with pytest.raises(ValueError, match="metrics.csv exists and holds no predictions"):
         predict_command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(log)])
     assert log.read_text() == "epoch,train/loss\n0,1.0\n"
 
@@ -413,10 +413,10 @@ def test_an_output_of_the_wrong_kind_ends_in_one_line(ckpt: Path, clips, tmp_pat
     a_file = tmp_path / "taken.csv"
     a_file.write_text("kept")
     for command, out in ((predict_command, tmp_path), (embed_command, a_file)):
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(ValueError) as info:
             command(["--ckpt", str(ckpt), str(clips["a"]), "-o", str(out)])
-        assert str(out) in str(info.value.code) and "\n" not in str(info.value.code)
-    with pytest.raises(SystemExit, match="taken.csv is a file; name a folder"):
+        assert str(out) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="taken.csv is a file; name a folder"):
         export_command(["--ckpt", str(ckpt), "-o", str(a_file)])
     assert a_file.read_text() == "kept"
 
@@ -428,9 +428,9 @@ def test_cli_user_errors_end_in_one_line(problem: str, ckpt: Path, clips, tmp_pa
     ck = {"missing_ckpt": tmp_path / "none.ckpt", "bad_ckpt": bad}.get(problem, ckpt)
     inputs = tmp_path / "no_such_dir" if problem == "missing_input" else clips["a"]
     for command in (predict_command, embed_command):
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(ValueError) as info:
             command(["--ckpt", str(ck), str(inputs), "-o", str(tmp_path / "o")])
-        message = str(info.value.code)
+        message = str(info.value)
         assert "\n" not in message
         assert str(inputs if problem == "missing_input" else ck) in message
 
