@@ -203,6 +203,13 @@ def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[st
     assert summary["speakers"] == 6
     assert summary["emotions"]["neutral"] == 12
     assert summary["features_per_frame"] == 39
+    assert summary["speed_caches"] == {}
+
+
+def test_cache_builds_the_speed_copies_a_fit_will_read(run, capsys) -> None:
+    run("cache", "--json", "--data.speed_perturbation", "[0.9]")
+    cached = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["speed_caches"]
+    assert list(cached) == ["0.9"] and Path(cached["0.9"]).is_file()
 
 
 def test_schedule_needs_no_callbacks_in_the_config(run, tmp_path: Path) -> None:

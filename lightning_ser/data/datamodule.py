@@ -227,7 +227,14 @@ class EmotionDataModule(pl.LightningDataModule):
 
     def speed_table(self, speed: float) -> FeatureTable:
         """Features of every usable utterance played at `speed` (cached like the table)."""
-        table, _ = load_or_build(
+        return self._speed_cache(speed)[0]
+
+    def speed_cache_path(self, speed: float) -> Path:
+        """The cache file of the training copies at `speed` (built when missing)."""
+        return self._speed_cache(speed)[1].path
+
+    def _speed_cache(self, speed: float) -> tuple[FeatureTable, Any]:
+        return load_or_build(
             self.load_features().paths,
             dataclasses.replace(self.features, speed=speed),
             self.cache_dir,
@@ -236,7 +243,6 @@ class EmotionDataModule(pl.LightningDataModule):
             self.progress,
             "skip",  # a file that decodes at 1.0 decodes at any speed
         )
-        return table
 
     def stale_caches(self) -> list[Path]:
         """This corpus's cache files for other settings or file lists (see `cache --prune`)."""
@@ -468,6 +474,9 @@ class EmotionDataModule(pl.LightningDataModule):
             "cache": str(self.cache_info.path),
             "built": self.cache_info.built,
             "seconds": round(self.cache_info.seconds, 3),
+            "speed_caches": {
+                str(speed): str(self.speed_cache_path(speed)) for speed in self.speed_perturbation
+            },
             "stale_caches": len(stale),
             "stale_cache_mb": round(sum(p.stat().st_size for p in stale if p.exists()) / 2**20, 1),
         }
