@@ -554,6 +554,13 @@ def test_manifest_missing_file(tmp_path):
         load_manifest(tmp_path, manifest="nothing.csv")
 
 
+def test_every_bad_row_of_a_manifest_is_named_at_once(manifest):
+    with (manifest / "manifest.csv").open("a") as handle:
+        handle.write("audio/gone.wav,joy,s3,train\naudio/x1.wav,,s3,train\n")
+    with pytest.raises(CorpusError, match=r"2 bad file\(s\): .*gone\.wav: .*; .*x1\.wav: empty"):
+        load_manifest(manifest)
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [

@@ -219,7 +219,7 @@ def test_summary_counts_the_corpus(tiny_ravdess, module_cache):
     assert set(summary) == {
         "corpus", "root", "utterances", "speakers", "emotions", "frames",
         "features_per_frame", "skipped_files", "cache", "built", "seconds",
-        "stale_caches", "stale_cache_mb",
+        "speed_caches", "stale_caches", "stale_cache_mb",
     }  # fmt: skip
     assert summary["corpus"] == "ravdess" and summary["root"] == str(tiny_ravdess)
     assert summary["utterances"] == 96 and summary["speakers"] == 6

@@ -67,10 +67,11 @@ def audio_files(root: Path) -> list[Path]:
 
 
 class BadFiles:
-    """Collects problems with individual files; raises at once or warns with a count at the end.
+    """Collects problems with individual files; at the end (`finish`) raises or warns.
 
-    Adapters call `bad(path, reason)` for each file they cannot use; with `on_bad_file="error"` the
-    first one raises a CorpusError that names the file, with `"skip"` they are counted and reported.
+    Adapters call `bad(path, reason)` for each file they cannot use and go on; with
+    `on_bad_file="error"` `finish` then raises one CorpusError naming every such file (a user
+    fixes them in one go, not one run at a time), with `"skip"` they are counted and reported.
     """
 
     def __init__(self, on_bad_file: OnBadFile, corpus: str) -> None:
@@ -81,15 +82,18 @@ class BadFiles:
         self.skipped: list[tuple[str, str]] = []
 
     def __call__(self, path: str | Path, reason: str) -> None:
-        if self.on_bad_file == "error":
-            raise CorpusError(
-                f"{self.corpus}: {path}: {reason} (set on_bad_file: skip to skip such files)"
-            )
         self.skipped.append((str(path), reason))
 
     def report(self) -> None:
-        """Log one warning with the number of skipped files and each of them (the data module
-        also lists them in a file next to the feature cache)."""
+        """Raise (on_bad_file "error") or log one warning with the number of bad files and each
+        of them (the data module also lists skipped files in a file next to the feature cache)."""
+        if self.skipped and self.on_bad_file == "error":
+            shown = "; ".join(f"{p}: {r}" for p, r in self.skipped[:3])
+            more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            raise CorpusError(
+                f"{self.corpus}: {len(self.skipped)} bad file(s): {shown}{more} (set "
+                "on_bad_file: skip to skip such files)"
+            )
         if self.skipped:
             every = "; ".join(f"{p}: {r}" for p, r in self.skipped)
             log.warning("%s: skipped %d bad file(s): %s", self.corpus, len(self.skipped), every)
