@@ -7,6 +7,7 @@ its presence is what lets an interrupted `cv` or `sweep` skip finished work when
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import itertools
@@ -509,6 +510,8 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             f"--{fixed[0]} is a parameter of {ns.sweep}: change it there, not on the command line"
         )
     jobs = [(p, sweep_arguments(spec, p, extra), out / slug(p)) for p in grid]
+    if jobs and not ns.summarise:
+        check_arguments(jobs[0][1], ns.sweep)
     pending = [j for j in jobs if not (j[2] / RESULT_FILE).exists()]
     print(
         f"[sweep] {len(jobs)} configurations, {len(jobs) - len(pending)} already done", flush=True
@@ -551,6 +554,26 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             "others are in the tables, and the same command runs the failed ones again"
         )
     return results
+
+
+def check_arguments(args: list[str], source: str) -> None:
+    """Parse one configuration's `fit` arguments without running anything, so that a misspelt
+    grid key or setting is refused once, before the grid starts, instead of failing every run."""
+    import contextlib
+    import io
+
+    from .lightning_cli import lightning_main
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            lightning_main(["fit", *args, "--print_config"])
+    except SystemExit as done:  # --print_config prints the parsed config and exits 0
+        if done.code not in (0, None):
+            raise
+    except (ValueError, argparse.ArgumentError) as err:
+        from .cli import one_line
+
+        raise ValueError(f"{source}: {one_line(err)}") from None
 
 
 def _run_parallel(jobs: list[tuple[dict, list[str], Path]], parallel: int) -> list[str]:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from lightning_ser import experiments
 from lightning_ser.cli import dispatch
@@ -182,6 +183,17 @@ def test_a_malformed_sweep_file_is_named_with_what_is_wrong(tmp_path, text, said
         dispatch(["sweep", str(sweep), "--dry-run"])
 
 
+def test_a_misspelt_grid_key_is_refused_before_any_run(cli_args, tmp_path: Path) -> None:
+    sweep = tmp_path / "mini.yaml"
+    sweep.write_text(
+        'method: grid\ncommand: ["${env}", lightning, fit, "${args}"]\n'
+        "parameters:\n  model.layerz: {values: [6, 7]}\n"
+    )
+    with pytest.raises(ValueError, match=r"mini.yaml: model.layerz: no such setting"):
+        dispatch(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--dry-run", *cli_args])
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_grid_parameter_on_the_command_line_is_refused(cli_args, tmp_path: Path) -> None:
     sweep = tmp_path / "mini.yaml"
     sweep.write_text("program: lightning\nparameters:\n  model.layers: {values: [6, 7]}\n")
@@ -274,7 +286,8 @@ def test_an_edited_config_is_another_setting_the_same_file_named_otherwise_is_no
     Path("tiny.yaml").write_text("model:\n  layers: 7\n")
     assert experiments.settings(["-c", "tiny.yaml"]) != first
     run_dir = tmp_path / "fold_0"
-    run_dir.mkdir()
+    (run_dir / "checkpoints").mkdir(parents=True)
+    torch.save({"epoch": 3}, run_dir / "checkpoints" / "last.ckpt")  # a fit under way
     (run_dir / experiments.ARGS_FILE).write_text(json.dumps({"args": ["-c", "tiny.yaml"]}))
     experiments.refuse_other_settings(run_dir, ["-c", "tiny.yaml"])  # older folders: by path
     (run_dir / experiments.ARGS_FILE).write_text(
