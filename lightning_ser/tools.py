@@ -79,6 +79,8 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
             "of other settings or file lists"
         )
         return {}
+    if not any(a == "-c" or a.startswith(("-c=", "--config")) for a in argv):
+        raise ValueError("cache: needs -c CONFIG (a training config, e.g. conf/ravdess.yaml)")
     as_json, prune = "--json" in argv, "--prune" in argv
     rest = [a for a in argv if a not in ("--json", "--prune")]
     cli = lightning_main([*rest, "--trainer.logger", "false"], run=False)

@@ -196,6 +196,11 @@ def test_cache_prune_deletes_caches_of_old_settings_only(
     assert f"\n  {stale}\n" in capsys.readouterr().out  # the text names what it deleted
 
 
+def test_cache_without_a_config_says_it_needs_one() -> None:
+    with pytest.raises(ValueError, match=r"cache: needs -c CONFIG"):
+        dispatch(["cache", "--data.root", "somewhere"])
+
+
 def test_cache_command_prints_json_summary(run, capsys: pytest.CaptureFixture[str]) -> None:
     run("cache", "--json")
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
