@@ -8,8 +8,10 @@ its presence is what lets an interrupted `cv` or `sweep` skip finished work when
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -109,9 +111,7 @@ def other_settings(run_dir: Path, args: list[str]) -> str | None:
     missing corpus) holds nothing of those settings to protect, so it does not count."""
     for name in (RESULT_FILE, ARGS_FILE):
         path = run_dir / name
-        if name == ARGS_FILE and not has_trained(run_dir):
-            continue
-        if path.exists():
+        if path.exists() and (name == RESULT_FILE or has_trained(run_dir)):
             record = json.loads(path.read_text())
             if "settings" in record:
                 before, now = record["settings"], settings(args)
@@ -187,11 +187,11 @@ def run_experiment(
     start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     recorded = settings(args)  # before training: a config edited meanwhile is not this run's
-    if not has_trained(run_dir):  # a first start, or one after a start that failed
-        write_json_atomic(run_dir / ARGS_FILE, {"args": args, "settings": recorded})
-    loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     last = run_dir / "checkpoints" / "last.ckpt"
     resumed_at = interrupted_epoch(last)
+    if resumed_at is None:  # a first start, or one after a start that failed
+        write_json_atomic(run_dir / ARGS_FILE, {"args": args, "settings": recorded})
+    loggers = ["-c", str(logger_override(run_dir, wandb, group))]
     resume = ["--ckpt_path", str(last)] if resumed_at is not None else []
     if resumed_at is not None:
         print(f"[experiment] {run_dir}: resuming the interrupted fit after epoch {resumed_at}")
@@ -559,9 +559,6 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
 def check_arguments(args: list[str], source: str) -> None:
     """Parse one configuration's `fit` arguments without running anything, so that a misspelt
     grid key or setting is refused once, before the grid starts, instead of failing every run."""
-    import contextlib
-    import io
-
     from .lightning_cli import lightning_main
 
     try:

@@ -233,7 +233,7 @@ class EmotionDataModule(pl.LightningDataModule):
         """The cache file of the training copies at `speed` (built when missing)."""
         return self._speed_cache(speed)[1].path
 
-    def _speed_cache(self, speed: float) -> tuple[FeatureTable, Any]:
+    def _speed_cache(self, speed: float) -> tuple[FeatureTable, CacheInfo]:
         return load_or_build(
             self.load_features().paths,
             dataclasses.replace(self.features, speed=speed),
