@@ -350,14 +350,16 @@ def write_cv_summary(
     protocol: str,
     total: int,
     argv: list[str],
+    command: str = "cv",
 ) -> dict[str, Any]:
-    """folds.csv, summary.md and summary.json of a cross-validation: per-fold numbers, mean and
-    sample std, and where they came from (command, commits, dates, machine)."""
+    """folds.csv, summary.md and summary.json of a cross-validation (or of an `ensemble` of
+    cross-validations): per-fold numbers, mean and sample std, and where they came from
+    (command, commits, dates, machine)."""
     summary = summarise(results)
     columns = ["fold", *HEADLINE, "epochs", "seconds", "commit", "date", "machine"]
     rows = [{**r, **r["metrics"]} for r in results]
     write_table(rows, columns, out / "folds.csv")
-    meta = provenance(["cv", *argv])
+    meta = provenance([command, *argv])
     commits = sorted({r.get("commit", "unknown") for r in results})
     done = [r["fold"] for r in results]
     machines: dict[str, list[str]] = {}

@@ -25,6 +25,7 @@ COMMAND_HELP = (
     ("embed", "embeddings of audio files as .npy   --ckpt FILE INPUT... -o DIR"),
     ("export", "TorchScript / ONNX embedder   --ckpt FILE -o DIR [--format torchscript onnx]"),
     ("cv", "cross-validation: fit + test per fold, summary   -c CONFIG [--folds 0,3] [--out DIR]"),
+    ("ensemble", "seeds' cv runs answering together, per fold   RUN... [--out DIR] [--part val]"),
     ("sweep", "run a W&B grid sweep file locally (Table I)   SWEEP.yaml [--parallel N]"),
     ("cache", "build / inspect the feature cache   -c CONFIG [--json] [--prune]"),
     ("download", "fetch a corpus archive (RAVDESS speech)   ravdess DIR"),
@@ -150,4 +151,5 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "cv": _lazy(".experiments", "cv_command"),
     "sweep": _lazy(".experiments", "sweep_command"),
     "experiment": _lazy(".experiments", "experiment_command"),
+    "ensemble": _lazy(".ensemble", "ensemble_command"),
 }

@@ -1,0 +1,90 @@
+"""`lightning-ser ensemble`: trainings of one split answering together, on the tiny corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_ser.cli import dispatch, main
+from lightning_ser.ensemble import MemberAnswers, ensemble_metrics
+
+CONF = Path(__file__).parent / "conf" / "tiny.yaml"
+FAST = ["--model.softmax_epochs", "1", "--model.triplet_epochs", "1"]
+
+
+@pytest.fixture
+def cv_args(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -> list[str]:
+    monkeypatch.chdir(tmp_path)
+    return [
+        "-c", str(CONF), "--data.root", str(tiny_ravdess), "--data.cache_dir", str(cache_dir),
+        *FAST, "--data.split", "speaker_kfold", "--data.n_folds", "3", "--folds", "0,1",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def two_seeds(cv_args: list[str], tmp_path: Path) -> list[Path]:
+    """Folds 0-1 of one cv trained twice, with seeds 0 and 1."""
+    outs = [tmp_path / f"seed{seed}" for seed in (0, 1)]
+    for seed, out in enumerate(outs):
+        dispatch(["cv", *cv_args, "--seed_everything", str(seed), "--out", str(out)])
+    return outs
+
+
+def test_seeds_of_a_cv_answer_together_fold_by_fold(two_seeds: list[Path], tmp_path: Path):
+    out = tmp_path / "ensemble"
+    assert main(["ensemble", *map(str, two_seeds), "--out", str(out)]) == 0
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["command"].startswith("lightning-ser ensemble") and saved["folds"] == [0, 1]
+    fold = json.loads((out / "fold_1" / "result.json").read_text())
+    assert fold["members"] == [str(o / "fold_1") for o in two_seeds]
+    assert fold["part"] == "test" and fold["checkpoint"] == "best.ckpt"
+    alone = [json.loads((o / "fold_1/result.json").read_text()) for o in two_seeds]
+    assert fold["members_least_angle_wa"] == pytest.approx(
+        [a["metrics"]["least_angle/wa"] for a in alone]
+    )
+    assert 0.0 <= fold["metrics"]["least_angle/wa"] <= 1.0
+    assert (out / "folds.csv").read_text().count("\n") == 3  # header + 2 folds
+
+
+def test_one_member_answers_exactly_as_its_own_cv_test(two_seeds: list[Path], tmp_path: Path):
+    out = tmp_path / "alone"
+    dispatch(["ensemble", str(two_seeds[0]), "--out", str(out)])
+    for fold in (0, 1):
+        ours = json.loads((out / f"fold_{fold}/result.json").read_text())["metrics"]
+        cv = json.loads((two_seeds[0] / f"fold_{fold}/result.json").read_text())["metrics"]
+        for key in ("least_angle/wa", "least_angle/macro_f1", "softmax/wa", "softmax/ua"):
+            assert ours[key] == pytest.approx(cv[key]), key
+
+
+def test_validation_parts_are_printed_never_written(two_seeds: list[Path], tmp_path: Path, capsys):
+    result = dispatch(["ensemble", *map(str, two_seeds), "--part", "val", "--checkpoint", "last"])
+    assert [r["part"] for r in result["folds"]] == ["val", "val"]
+    assert "fold 0 (val): least-angle WA" in capsys.readouterr().out
+    assert main(["ensemble", str(two_seeds[0]), "--part", "val", "--out", str(tmp_path / "x")])
+    assert "validation scores (--part val) are printed only" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_trainings_of_another_split_are_refused(cv_args, two_seeds, tmp_path, capsys) -> None:
+    other = tmp_path / "other-split"
+    dispatch(["cv", *cv_args, "--data.seed", "5", "--out", str(other)])
+    assert main(["ensemble", str(two_seeds[0]), str(other), "--out", str(tmp_path / "e")]) == 1
+    assert "trained on another split than" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_folder_without_trained_runs_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["ensemble", str(tmp_path)]) == 1
+    assert "no trained run" in capsys.readouterr().err
+
+
+def test_the_mean_cosine_decides() -> None:
+    labels = torch.tensor([1])  # the utterance is "sad" (class 1)
+    flat = torch.full((1, 2), 0.5)
+    confident_wrong = MemberAnswers(Path("a"), torch.tensor([[0.9, 0.0]]), flat, labels)
+    mildly_right = MemberAnswers(Path("b"), torch.tensor([[0.0, 0.95]]), flat, labels)
+    assert ensemble_metrics([confident_wrong], 2)["least_angle/wa"] == 0.0
+    assert ensemble_metrics([confident_wrong, mildly_right], 2)["least_angle/wa"] == 1.0
