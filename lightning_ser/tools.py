@@ -66,7 +66,8 @@ def is_lightning_predict(argv: list[str]) -> bool:
 def cache_command(argv: list[str]) -> dict[str, Any]:
     """`cache -c CONFIG [--data.root DIR] [--json] [--prune]`: build or load the cache, summarise.
 
-    `--prune` deletes this corpus's cache files for other settings or file lists.
+    `--prune` deletes this corpus's cache files for other settings or file lists, and speed
+    copies other than those of this config's `data.speed_perturbation`.
     """
     from .lightning_cli import lightning_main
 
@@ -77,7 +78,8 @@ def cache_command(argv: list[str]) -> dict[str, Any]:
             "summary.\n\noptions:\n  -c CONFIG      the training config (its data settings "
             "are used)\n  --data.*       any data setting, as for `fit`\n  --json         "
             "print the summary as one JSON line\n  --prune        delete this corpus's caches "
-            "of other settings or file lists"
+            "of other settings or file lists (speed copies too, but those this config "
+            "trains on)"
         )
         return {}
     if not any(a == "-c" or a.startswith(("-c=", "--config")) for a in argv):

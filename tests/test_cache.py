@@ -235,7 +235,7 @@ def test_stale_caches_are_this_names_other_settings_and_old_temporary_files(clip
     old_tmp = cache_dir / f"{old.path.name}.def.tmp"  # left by a killed build
     old_tmp.write_bytes(b"x")
     os.utime(old_tmp, (0, 0))
-    assert cache.stale_caches(cache_dir, "clips", current.path) == sorted([old.path, old_tmp])
+    assert cache.stale_caches(cache_dir, "clips", {current.path}) == sorted([old.path, old_tmp])
 
 
 # --- damaged cache files --------------------------------------------------------------------------

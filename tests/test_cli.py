@@ -217,6 +217,18 @@ def test_cache_builds_the_speed_copies_a_fit_will_read(run, capsys) -> None:
     assert list(cached) == ["0.9"] and Path(cached["0.9"]).is_file()
 
 
+def test_cache_prune_keeps_the_speed_copies_this_config_trains_on_only(run, capsys) -> None:
+    run("cache", "--json", "--data.speed_perturbation", "[0.9]")
+    speed_copy = Path(json.loads(capsys.readouterr().out.splitlines()[-1])["speed_caches"]["0.9"])
+    run("cache", "--json", "--prune", "--data.speed_perturbation", "[0.9]")
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["pruned"] == []
+    run("cache", "--json", "--data.speed_perturbation", "[1.1]")
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["stale_caches"] == 1  # 0.9's
+    run("cache", "--json", "--prune")  # a config without speed perturbation
+    pruned = json.loads(capsys.readouterr().out.splitlines()[-1])["pruned"]
+    assert len(pruned) == 2 and str(speed_copy) in pruned and not speed_copy.exists()
+
+
 def test_schedule_needs_no_callbacks_in_the_config(run, tmp_path: Path) -> None:
     """The module brings its stage early stopping and LR monitor; the LR follows the stages."""
     bare = tmp_path / "bare.yaml"

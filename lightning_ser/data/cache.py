@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,19 +171,20 @@ def _key(stamps: Sequence[Stamp], config: FeatureConfig) -> str:
 
 
 def stale_caches(
-    cache_dir: str | Path, name: str, current: Path, min_tmp_age_s: float = 3600.0
+    cache_dir: str | Path, name: str, keep: Collection[Path], min_tmp_age_s: float = 3600.0
 ) -> list[Path]:
-    """Cache files of `name` other than `current`, and interrupted builds' temporary files.
+    """Cache files of `name` (its speed copies `name-speed<s>` included) other than those in
+    `keep`, and interrupted builds' temporary files.
 
     Every change of a setting or of a file leaves the previous cache behind (it stays valid for
     those inputs); these are what `lightning-ser cache --prune` deletes. Temporary files count
     only when older than `min_tmp_age_s`, so a build running elsewhere keeps its own.
     """
-    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{20}}\.pt(\..+\.tmp)?")
+    pattern = re.compile(rf"{re.escape(name)}(-speed[0-9.e+-]+)?-[0-9a-f]{{20}}\.pt(\..+\.tmp)?")
     now = time.time()
     found = []
     for path in sorted(Path(cache_dir).glob(f"{name}-*")):
-        if path == current or not pattern.fullmatch(path.name):
+        if path in keep or not pattern.fullmatch(path.name):
             continue
         try:  # another process may rename or delete it meanwhile
             if not path.is_file() or (
@@ -355,7 +356,7 @@ def reusable_results(
         except FileNotFoundError:
             return -math.inf
 
-    older = [p for p in stale_caches(cache_dir, name, current) if p.suffix == ".pt"]
+    older = [p for p in stale_caches(cache_dir, name, {current}) if p.suffix == ".pt"]
     for candidate in sorted(older, key=age, reverse=True):
         try:
             old = load_table(candidate, config, mmap=True)

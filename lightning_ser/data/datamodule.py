@@ -24,7 +24,7 @@ from .batching import (
     gather_windows,
     length_buckets,
 )
-from .cache import CacheInfo, FeatureTable, load_or_build, stale_caches
+from .cache import CacheInfo, FeatureTable, cache_key, load_or_build, stale_caches
 from .corpora import CorpusError, Utterance, class_names_for, load_corpus
 from .corpora.base import OnBadFile
 from .features import FeatureConfig
@@ -245,11 +245,18 @@ class EmotionDataModule(pl.LightningDataModule):
         )
 
     def stale_caches(self) -> list[Path]:
-        """This corpus's cache files for other settings or file lists (see `cache --prune`)."""
+        """This corpus's cache files for other settings or file lists, speed copies included
+        except those of this config's `speed_perturbation` (see `cache --prune`)."""
         self.load_features()
         assert self.cache_info is not None
         current = self.cache_info.path
-        return stale_caches(current.parent, self.cache_name, current)
+        usable = self.load_features().paths
+        speeds = {
+            current.parent / f"{self.speed_cache_name(s)}-"
+            f"{cache_key(usable, dataclasses.replace(self.features, speed=s), 'skip')}.pt"
+            for s in self.speed_perturbation
+        }
+        return stale_caches(current.parent, self.cache_name, {current, *speeds})
 
     def load_features(self) -> FeatureTable:
         """Load (or build) the feature cache and align the utterance table with it."""
