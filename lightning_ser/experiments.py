@@ -360,6 +360,7 @@ def write_cv_summary(
     rows = [{**r, **r["metrics"]} for r in results]
     write_table(rows, columns, out / "folds.csv")
     meta = provenance([command, *argv])
+    done_how = "trained" if command == "cv" else "scored"  # an ensemble trains nothing
     commits = sorted({r.get("commit", "unknown") for r in results})
     done = [r["fold"] for r in results]
     machines: dict[str, list[str]] = {}
@@ -370,7 +371,7 @@ def write_cv_summary(
         "",
         f"- command: `{meta['command']}`",
         f"- commit(s) of the folds: {', '.join(commits)} (per fold in folds.csv)",
-        *(f"- fold(s) {', '.join(f)} trained on {m}" for m, f in machines.items()),
+        *(f"- fold(s) {', '.join(f)} {done_how} on {m}" for m, f in machines.items()),
         f"- summarised {meta['date']} on {meta['machine']}",
         "",
         "| metric | mean | std (sample) |",

@@ -47,6 +47,7 @@ def test_seeds_of_a_cv_answer_together_fold_by_fold(two_seeds: list[Path], tmp_p
     )
     assert 0.0 <= fold["metrics"]["least_angle/wa"] <= 1.0
     assert (out / "folds.csv").read_text().count("\n") == 3  # header + 2 folds
+    assert "- fold(s) 0, 1 scored on" in (out / "summary.md").read_text()
 
 
 def test_one_member_answers_exactly_as_its_own_cv_test(two_seeds: list[Path], tmp_path: Path):
