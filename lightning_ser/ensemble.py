@@ -106,6 +106,8 @@ def member_answers(run_dir: Path, checkpoint: str, part: str) -> tuple[MemberAns
     trained_on = read_checkpoint(path).get("split")
     if trained_on is not None and trained_on != datamodule.split_identity:
         raise ValueError(f"{path} was trained on another split than {run_dir}/config.yaml makes")
+    if part == "val" and not datamodule.has_validation:
+        raise ValueError(f"{run_dir} has no validation part (it trained with data.val_size 0)")
     model = load_checkpoint(path)
     if model.class_names != datamodule.class_names:
         raise ValueError(

@@ -77,6 +77,13 @@ def test_trainings_of_another_split_are_refused(cv_args, two_seeds, tmp_path, ca
     assert not (tmp_path / "e").exists()
 
 
+def test_a_refit_has_no_validation_part_to_score(cv_args, tmp_path: Path, capsys) -> None:
+    refit = tmp_path / "refit"
+    dispatch(["cv", *cv_args, "--data.val_size", "0", "--out", str(refit)])
+    assert main(["ensemble", str(refit), "--part", "val"]) == 1
+    assert "has no validation part (it trained with data.val_size 0)" in capsys.readouterr().err
+
+
 def test_a_folder_without_trained_runs_is_refused(tmp_path: Path, capsys) -> None:
     assert main(["ensemble", str(tmp_path)]) == 1
     assert "no trained run" in capsys.readouterr().err
