@@ -34,15 +34,17 @@ from typing import Any
 
 import torch
 import yaml
+from torch import Tensor
 
 from .argparsing import ArgumentParser
 from .atomic import write_json_atomic
 from .data.datamodule import EmotionDataModule
 from .data.features import FeatureConfig
 from .data.splits import num_folds
-from .embeddings import cosine_to_classes
+from .embeddings import class_embeddings, cosine_to_classes
 from .experiments import RESULT_FILE, write_cv_summary
 from .inference.checkpoint import load_checkpoint, read_checkpoint
+from .inference.model import EmotionModel
 from .metrics import classification_metrics
 from .provenance import provenance
 from .report.tables import format_percent
@@ -98,9 +100,33 @@ def run_datamodule(run_dir: Path) -> EmotionDataModule:
     return datamodule
 
 
-def member_answers(run_dir: Path, checkpoint: str, part: str) -> tuple[MemberAnswers, Any]:
+def part_outputs(
+    model: EmotionModel, datamodule: EmotionDataModule, part: str
+) -> tuple[Tensor, ...]:
+    """(unit embeddings [N, D], logits [N, C], labels [N]) of a part's whole utterances in the
+    model's evaluation view, rows in the part's utterance order."""
+    order, embeddings, logits, labels = [], [], [], []
+    with torch.no_grad():
+        for batch in datamodule.iter_part(part):
+            emb, out = model.embedder(batch["x"], batch["lengths"])
+            embeddings.append(emb)
+            logits.append(out)
+            labels.append(batch["label"])
+            order.append(batch["index"])
+    rows = torch.cat(order).argsort()
+    return torch.cat(embeddings)[rows], torch.cat(logits)[rows], torch.cat(labels)[rows]
+
+
+def member_answers(
+    run_dir: Path, checkpoint: str, part: str, eval_crops: int | None = None
+) -> tuple[MemberAnswers, EmotionDataModule]:
     """A member's cosines and softmax probabilities on `part` of its split, with its data
-    module; refused when the checkpoint was trained on another split than the run's data."""
+    module; refused when the checkpoint was trained on another split than the run's data.
+
+    `eval_crops` (None: the checkpoint's own view) evaluates on the mean direction of that many
+    windows of the checkpoint's crop length (0: whole utterances), with class embeddings made
+    the same way from the training part, as `test --data.eval_crops` makes them.
+    """
     path = run_dir / "checkpoints" / checkpoint
     datamodule = run_datamodule(run_dir)
     trained_on = read_checkpoint(path).get("split")
@@ -113,20 +139,18 @@ def member_answers(run_dir: Path, checkpoint: str, part: str) -> tuple[MemberAns
         raise ValueError(
             f"{path}: emotions {model.class_names}, the data's {datamodule.class_names}"
         )
-    order, cosines, probabilities, labels = [], [], [], []
-    with torch.no_grad():
-        for batch in datamodule.iter_part(part):
-            embeddings, logits = model.embedder(batch["x"], batch["lengths"])
-            cosines.append(cosine_to_classes(embeddings, model.class_embeddings))
-            probabilities.append(logits.float().softmax(dim=-1))
-            labels.append(batch["label"])
-            order.append(batch["index"])
-    rows = torch.cat(order).argsort()
+    embedder = model.embedder
+    if eval_crops is not None and eval_crops != embedder.eval_crops:
+        embedder.set_crops(eval_crops, embedder.crop_frames)
+        train_emb, _, train_labels = part_outputs(model, datamodule, "train")
+        centres = class_embeddings(train_emb, train_labels, datamodule.num_classes)
+        embedder.class_embeddings.copy_(centres)
+    embeddings, logits, labels = part_outputs(model, datamodule, part)
     answers = MemberAnswers(
         run_dir,
-        torch.cat(cosines)[rows],
-        torch.cat(probabilities)[rows],
-        torch.cat(labels)[rows],
+        cosine_to_classes(embeddings, model.class_embeddings),
+        logits.float().softmax(dim=-1),
+        labels,
     )
     return answers, datamodule
 
@@ -146,12 +170,14 @@ def ensemble_metrics(members: list[MemberAnswers], num_classes: int) -> dict[str
     return metrics
 
 
-def score_fold(run_dirs: list[Path], checkpoint: str, part: str) -> dict[str, Any]:
+def score_fold(
+    run_dirs: list[Path], checkpoint: str, part: str, eval_crops: int | None = None
+) -> dict[str, Any]:
     """The ensemble's metrics on one fold's `part`, and each member's own least-angle WA."""
     start = time.perf_counter()
     members, identity, datamodule = [], None, None
     for run_dir in run_dirs:
-        answers, datamodule = member_answers(run_dir, checkpoint, part)
+        answers, datamodule = member_answers(run_dir, checkpoint, part, eval_crops)
         if identity is None:
             identity = datamodule.split_identity
         elif datamodule.split_identity != identity:
@@ -171,6 +197,7 @@ def score_fold(run_dirs: list[Path], checkpoint: str, part: str) -> dict[str, An
         ),
         "part": part,
         "checkpoint": checkpoint,
+        "eval_crops": eval_crops,
         "members": [str(r) for r in run_dirs],
         "members_least_angle_wa": alone,
         "metrics": ensemble_metrics(members, num_classes),
@@ -196,8 +223,18 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         default="test",
         help="val: the validation parts, for choosing members without the test parts",
     )
+    parser.add_argument(
+        "--eval-crops",
+        type=int,
+        default=None,
+        metavar="K",
+        help="evaluate on the mean direction of K windows of the checkpoints' crop length "
+        "(0: whole utterances; default: as each checkpoint was tested)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     ns = parser.parse_args(argv)
+    if ns.eval_crops is not None and ns.eval_crops < 0:
+        parser.error(f"--eval-crops must be >= 0, got {ns.eval_crops}")
     if ns.part == "val" and ns.out is not None:
         parser.error("--out writes test results; validation scores (--part val) are printed only")
     checkpoint = f"{ns.checkpoint}.ckpt"
@@ -207,7 +244,8 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         raise ValueError(f"the {len(ns.runs)} runs have no trained fold in common")
     results = []
     for fold in folds:
-        result = score_fold([runs[fold] for runs in by_member], checkpoint, ns.part)
+        runs = [member_runs[fold] for member_runs in by_member]
+        result = score_fold(runs, checkpoint, ns.part, ns.eval_crops)
         result |= provenance(["ensemble", *argv])
         alone = ", ".join(format_percent(wa) for wa in result["members_least_angle_wa"])
         print(

@@ -60,6 +60,15 @@ def test_one_member_answers_exactly_as_its_own_cv_test(two_seeds: list[Path], tm
             assert ours[key] == pytest.approx(cv[key]), key
 
 
+def test_a_run_rescored_on_crops_says_so(two_seeds: list[Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "crops"
+    assert main(["ensemble", str(two_seeds[0]), "--eval-crops", "2", "--out", str(out)]) == 0
+    fold = json.loads((out / "fold_0/result.json").read_text())
+    assert fold["eval_crops"] == 2 and 0.0 <= fold["metrics"]["least_angle/wa"] <= 1.0
+    assert main(["ensemble", str(two_seeds[0]), "--eval-crops", "-1"]) == 1
+    assert "--eval-crops must be >= 0, got -1" in capsys.readouterr().err
+
+
 def test_validation_parts_are_printed_never_written(two_seeds: list[Path], tmp_path: Path, capsys):
     result = dispatch(["ensemble", *map(str, two_seeds), "--part", "val", "--checkpoint", "last"])
     assert [r["part"] for r in result["folds"]] == ["val", "val"]
