@@ -30,7 +30,7 @@ def views(run_dir: Path, checkpoint: str, crops: list[int]) -> dict[str, float]:
     scores = ensemble_metrics([whole], datamodule.num_classes)
     table = {"whole": scores["least_angle/wa"], "softmax": scores["softmax/wa"]}
     for k in crops:
-        cropped, _ = member_answers(run_dir, checkpoint, "val", eval_crops=k)
+        cropped, _ = member_answers(run_dir, checkpoint, "val", k, datamodule)
         table[f"crops {k}"] = ensemble_metrics([cropped], datamodule.num_classes)["least_angle/wa"]
     return table
 

@@ -10,13 +10,14 @@ pooling is added in `models/` and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .embeddings import least_angle_predict
+from .embeddings import class_embeddings, least_angle_predict
 from .models import EmbeddingNet
 from .models.crops import crop_mean
 from .models.layers import sequence_mask
@@ -164,6 +165,32 @@ class Embedder(nn.Module):
     def classify(self, embeddings: Tensor) -> tuple[Tensor, Tensor]:
         """Least-angle class [N] and angles in degrees to every class embedding [N, C]."""
         return least_angle_predict(embeddings, self.class_embeddings)
+
+    @torch.no_grad()
+    def embed_batches(self, batches: Iterable[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Embeddings [N, D], logits [N, C], labels [N] and utterance indices [N] of
+        whole-utterance evaluation batches (`x`, `lengths`, `label`, `index`), in batch order
+        and in the current mode (call `eval()` first for evaluation)."""
+        outs: dict[str, list[Tensor]] = {"embeddings": [], "logits": [], "labels": [], "index": []}
+        for batch in batches:
+            emb, logits = self(batch["x"], batch["lengths"])
+            outs["embeddings"].append(emb)
+            outs["logits"].append(logits)
+            outs["labels"].append(batch["label"])
+            outs["index"].append(batch["index"])
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+    def refresh_class_embeddings(self, train_batches: Iterable[dict[str, Tensor]]) -> None:
+        """Class embeddings from the training part's whole utterances in the current view (the
+        paper's emotion embeddings: each emotion's mean direction), in eval mode."""
+        was_training = self.training
+        self.eval()
+        train = self.embed_batches(train_batches)
+        self.train(was_training)
+        num_classes = self.class_embeddings.shape[0]
+        self.class_embeddings.copy_(
+            class_embeddings(train["embeddings"], train["labels"], num_classes)
+        )
 
 
 def utterance_standardised(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -2,17 +2,18 @@
 
 Members are trainings of the same split, typically one `cv` run repeated with other seeds
 (`--seed_everything 1`, `2`, ...: the trainings differ, the split does not, since `data.seed`
-draws it). For each utterance an ensemble averages the members' cosines to their own class
-embeddings (its least-angle answer is the emotion of the largest mean cosine: each member's
-embedding space is its own, so cosines are averaged, never embeddings) and their softmax
-probabilities (its softmax answer).
+draws it), or runs of other settings on that split. For each utterance an ensemble averages the
+members' cosines to their own class embeddings (its least-angle answer is the emotion of the
+largest mean cosine: each member's embedding space is its own, so cosines are averaged, never
+embeddings) and their softmax probabilities (its softmax answer). One member alone re-scores its
+run, e.g. on crops (`--eval-crops`).
 
 Nothing here chooses anything on the test part: each member brings the checkpoint its `cv`
-tested (`best.ckpt`, chosen on its own validation part) or the end of its schedule
-(`last.ckpt`), and the members are whatever runs are given. `--part val` scores the validation
-parts instead, the honest place to decide how many members are worth their training time (a
-`best.ckpt` was chosen on that very part, so its validation numbers flatter it; `last.ckpt`
-does not).
+tested (`best.ckpt`: the best validation epoch, or the last epoch of a refit) or the end of its
+schedule (`last.ckpt`), and the members are whatever runs are given. `--part val` scores the
+validation parts instead, the honest place to decide members and `--eval-crops` (a `best.ckpt`
+was chosen on that very part, so its validation numbers flatter it; `last.ckpt` does not). Test
+numbers are only written (`--out`), never just printed, so each one has its record.
 
 Example::
 
@@ -34,123 +35,112 @@ from typing import Any
 
 import torch
 import yaml
-from torch import Tensor
 
 from .argparsing import ArgumentParser
 from .atomic import write_json_atomic
 from .data.datamodule import EmotionDataModule
 from .data.features import FeatureConfig
 from .data.splits import num_folds
-from .embeddings import class_embeddings, cosine_to_classes
+from .embeddings import cosine_to_classes
 from .experiments import RESULT_FILE, write_cv_summary
 from .inference.checkpoint import load_checkpoint, read_checkpoint
-from .inference.model import EmotionModel
 from .metrics import classification_metrics
 from .provenance import provenance
 from .report.tables import format_percent
 
-#: The metrics of an ensemble's result, as `cv` writes them for one training.
-SCORED = ("wa", "ua", "macro_f1")
-
 
 @dataclass
 class MemberAnswers:
-    """One member's outputs on a part, rows in the part's utterance order."""
+    """One member's outputs on a part, rows in the order of `paths` (sorted)."""
 
     run_dir: Path
+    paths: list[str]  # the utterances, sorted
     cosines: torch.Tensor  # [N, C] cosine to each class embedding
     probabilities: torch.Tensor  # [N, C] softmax
     labels: torch.Tensor  # [N]
+    view: tuple[int, int]  # (crops, frames per crop) it was evaluated with; (0, 0): whole
 
 
 def fold_runs(folder: Path, checkpoint: str) -> dict[int, Path]:
-    """The run folders of `folder` by fold: a `cv` output (`fold_<k>/`) or one run folder."""
-
-    def trained(run: Path) -> bool:
-        return (run / "split.json").is_file() and (run / "checkpoints" / checkpoint).is_file()
-
-    if trained(folder):
-        split = json.loads((folder / "split.json").read_text())
-        return {int(split.get("fold", 0)): folder}
+    """The run folders of `folder` by fold: a `cv` output's finished folds (`fold_<k>/` with a
+    result.json: a fold still training is not a member), or one trained run folder."""
+    if (folder / "split.json").is_file() and (folder / "checkpoints" / checkpoint).is_file():
+        try:
+            return {int(json.loads((folder / "split.json").read_text()).get("fold", 0)): folder}
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"{folder / 'split.json'} is unreadable ({err})") from err
     runs = {
         int(run.name.removeprefix("fold_")): run
         for run in folder.glob("fold_*")
-        if run.name.removeprefix("fold_").isdigit() and trained(run)
+        if run.name.removeprefix("fold_").isdigit()
+        and (run / RESULT_FILE).is_file()
+        and (run / "checkpoints" / checkpoint).is_file()
     }
     if not runs:
         raise ValueError(
-            f"{folder}: no trained run (a folder with split.json and checkpoints/{checkpoint}, "
-            "or a cv output with such fold_<k>/ folders)"
+            f"{folder}: no trained run (a run folder with split.json and checkpoints/{checkpoint}, "
+            f"or a cv output whose finished fold_<k>/ folders have them)"
         )
     return runs
 
 
 def run_datamodule(run_dir: Path) -> EmotionDataModule:
-    """The data module a run trained with, rebuilt from its `config.yaml` and set up."""
+    """The data module a run trained with, rebuilt from its `config.yaml` and set up (a
+    relative `data.root` is read from the current folder, as the run read it)."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ValueError(f"{run_dir}: no config.yaml (the settings its fit saved)")
-    data = yaml.safe_load(config_path.read_text()).get("data") or {}
-    options = dict(data.get("init_args", data))
-    if isinstance(options.get("features"), dict):
-        options["features"] = FeatureConfig(**options["features"])
-    options["progress"] = False
-    datamodule = EmotionDataModule(**options)
-    datamodule.setup("test")
+    try:
+        data = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+        options = dict(data.get("init_args", data))
+        if isinstance(options.get("features"), dict):
+            options["features"] = FeatureConfig(**options["features"])
+        datamodule = EmotionDataModule(**options | {"progress": False})
+        datamodule.setup("test")
+    except (yaml.YAMLError, TypeError, AttributeError, ValueError, OSError) as err:
+        raise ValueError(f"{config_path}: its data settings do not load ({err})") from err
     return datamodule
 
 
-def part_outputs(
-    model: EmotionModel, datamodule: EmotionDataModule, part: str
-) -> tuple[Tensor, ...]:
-    """(unit embeddings [N, D], logits [N, C], labels [N]) of a part's whole utterances in the
-    model's evaluation view, rows in the part's utterance order."""
-    order, embeddings, logits, labels = [], [], [], []
-    with torch.no_grad():
-        for batch in datamodule.iter_part(part):
-            emb, out = model.embedder(batch["x"], batch["lengths"])
-            embeddings.append(emb)
-            logits.append(out)
-            labels.append(batch["label"])
-            order.append(batch["index"])
-    rows = torch.cat(order).argsort()
-    return torch.cat(embeddings)[rows], torch.cat(logits)[rows], torch.cat(labels)[rows]
-
-
 def member_answers(
-    run_dir: Path, checkpoint: str, part: str, eval_crops: int | None = None
+    run_dir: Path,
+    checkpoint: str,
+    part: str,
+    eval_crops: int | None = None,
+    datamodule: EmotionDataModule | None = None,
 ) -> tuple[MemberAnswers, EmotionDataModule]:
     """A member's cosines and softmax probabilities on `part` of its split, with its data
-    module; refused when the checkpoint was trained on another split than the run's data.
+    module (rebuilt from the run's config.yaml unless given); refused when the checkpoint was
+    trained on another split than that data module makes.
 
     `eval_crops` (None: the checkpoint's own view) evaluates on the mean direction of that many
     windows of the checkpoint's crop length (0: whole utterances), with class embeddings made
     the same way from the training part, as `test --data.eval_crops` makes them.
     """
     path = run_dir / "checkpoints" / checkpoint
-    datamodule = run_datamodule(run_dir)
+    model = load_checkpoint(path)  # a bad checkpoint fails before the features load
+    datamodule = datamodule or run_datamodule(run_dir)
     trained_on = read_checkpoint(path).get("split")
     if trained_on is not None and trained_on != datamodule.split_identity:
         raise ValueError(f"{path} was trained on another split than {run_dir}/config.yaml makes")
     if part == "val" and not datamodule.has_validation:
         raise ValueError(f"{run_dir} has no validation part (it trained with data.val_size 0)")
-    model = load_checkpoint(path)
     if model.class_names != datamodule.class_names:
-        raise ValueError(
-            f"{path}: emotions {model.class_names}, the data's {datamodule.class_names}"
-        )
+        raise ValueError(f"{path}: emotions {model.class_names}, its data's are others")
     embedder = model.embedder
     if eval_crops is not None and eval_crops != embedder.eval_crops:
         embedder.set_crops(eval_crops, embedder.crop_frames)
-        train_emb, _, train_labels = part_outputs(model, datamodule, "train")
-        centres = class_embeddings(train_emb, train_labels, datamodule.num_classes)
-        embedder.class_embeddings.copy_(centres)
-    embeddings, logits, labels = part_outputs(model, datamodule, part)
+        embedder.refresh_class_embeddings(datamodule.iter_part("train"))
+    outs = embedder.embed_batches(datamodule.iter_part(part))
+    paths = [datamodule.table.paths[i] for i in outs["index"].tolist()]
+    rows = sorted(range(len(paths)), key=paths.__getitem__)
     answers = MemberAnswers(
-        run_dir,
-        cosine_to_classes(embeddings, model.class_embeddings),
-        logits.float().softmax(dim=-1),
-        labels,
+        run_dir=run_dir,
+        paths=[paths[i] for i in rows],
+        cosines=cosine_to_classes(outs["embeddings"], embedder.class_embeddings)[rows],
+        probabilities=outs["logits"].float().softmax(dim=-1)[rows],
+        labels=outs["labels"][rows],
+        view=embedder.view,
     )
     return answers, datamodule
 
@@ -166,8 +156,13 @@ def ensemble_metrics(members: list[MemberAnswers], num_classes: int) -> dict[str
     metrics = {}
     for name, predicted in answers.items():
         result = classification_metrics(predicted, labels, num_classes)
-        metrics |= {f"{name}/{key}": result[key] for key in SCORED}
+        metrics |= {f"{name}/{key}": result[key] for key in ("wa", "ua", "macro_f1")}
     return metrics
+
+
+def without_normalisation(identity: dict[str, Any]) -> dict[str, Any]:
+    """A split's identity less its feature normalisation (members may normalise differently)."""
+    return {k: v for k, v in identity.items() if k != "normalisation"}
 
 
 def score_fold(
@@ -175,45 +170,54 @@ def score_fold(
 ) -> dict[str, Any]:
     """The ensemble's metrics on one fold's `part`, and each member's own least-angle WA."""
     start = time.perf_counter()
-    members, identity, datamodule = [], None, None
+    members, datamodules = [], []
     for run_dir in run_dirs:
         answers, datamodule = member_answers(run_dir, checkpoint, part, eval_crops)
-        if identity is None:
-            identity = datamodule.split_identity
-        elif datamodule.split_identity != identity:
-            raise ValueError(f"{run_dir} trained on another split than {run_dirs[0]}")
+        if members:
+            reference, reference_data = members[0], datamodules[0]
+            split = without_normalisation(datamodule.split_identity)
+            if split != without_normalisation(reference_data.split_identity) or (
+                answers.paths != reference.paths
+            ):
+                raise ValueError(f"{run_dir} trained on another split than {run_dirs[0]}")
+            if not torch.equal(answers.labels, reference.labels):
+                raise ValueError(f"{run_dir} labels its utterances otherwise than {run_dirs[0]}")
         members.append(answers)
-    num_classes = datamodule.num_classes
-    alone = [ensemble_metrics([m], num_classes)["least_angle/wa"] for m in members]
+        datamodules.append(datamodule)
+    first = datamodules[0]
     return {
-        "fold": datamodule.split.fold,
-        "protocol": datamodule.split.protocol,
-        "corpus": datamodule.corpus,
+        "fold": first.split.fold,
+        "protocol": first.split.protocol,
+        "corpus": first.corpus,
         "folds_total": num_folds(
-            datamodule.split.protocol,
-            datamodule.groups,
-            datamodule.split_args["n_folds"],
-            datamodule.split_args["speaker_folds"],
+            first.split.protocol,
+            first.groups,
+            first.split_args["n_folds"],
+            first.split_args["speaker_folds"],
         ),
         "part": part,
         "checkpoint": checkpoint,
-        "eval_crops": eval_crops,
         "members": [str(r) for r in run_dirs],
-        "members_least_angle_wa": alone,
-        "metrics": ensemble_metrics(members, num_classes),
+        "members_least_angle_wa": [
+            ensemble_metrics([m], first.num_classes)["least_angle/wa"] for m in members
+        ],
+        "members_view": [list(m.view) for m in members],  # (crops, frames); (0, 0): whole
+        "members_normalisation": [dm.normalisation for dm in datamodules],  # speaker: transductive
+        "metrics": ensemble_metrics(members, first.num_classes),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
 def ensemble_command(argv: list[str]) -> dict[str, Any]:
-    """`ensemble RUN [RUN ...] [--checkpoint best|last] [--part test|val] [--out DIR]`."""
+    """`ensemble RUN [RUN ...] [--checkpoint best|last] [--part test|val] [--eval-crops K]
+    [--out DIR]`: score every fold all RUNs have, then write (test) or print (val)."""
     parser = ArgumentParser(
         prog="lightning-ser ensemble",
         description="Score several trainings of the same split answering together (mean "
         "cosine to the class embeddings; mean softmax probability), fold by fold. Each RUN is "
-        "a cv output folder or one run folder; folds every RUN has are scored. With --out, "
-        "each fold's result and a cv-like summary (folds.csv, summary.md, summary.json) are "
-        "written there.",
+        "a cv output folder or one run folder; folds every RUN has finished are scored. Test "
+        "parts need --out: each fold's result and a cv-like summary (folds.csv, summary.md, "
+        "summary.json) are written there. Choose members and --eval-crops with --part val.",
     )
     parser.add_argument("runs", nargs="+", type=Path, help="cv output or run folders")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
@@ -221,7 +225,7 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         "--part",
         choices=["test", "val"],
         default="test",
-        help="val: the validation parts, for choosing members without the test parts",
+        help="val: the validation parts, printed only, for choosing without the test parts",
     )
     parser.add_argument(
         "--eval-crops",
@@ -231,33 +235,40 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         help="evaluate on the mean direction of K windows of the checkpoints' crop length "
         "(0: whole utterances; default: as each checkpoint was tested)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (test parts)")
     ns = parser.parse_args(argv)
     if ns.eval_crops is not None and ns.eval_crops < 0:
         parser.error(f"--eval-crops must be >= 0, got {ns.eval_crops}")
     if ns.part == "val" and ns.out is not None:
         parser.error("--out writes test results; validation scores (--part val) are printed only")
+    if ns.part == "test" and ns.out is None:
+        parser.error("test parts are scored into --out DIR (choose with --part val first)")
+    resolved = [folder.resolve() for folder in ns.runs]
+    if len(set(resolved)) < len(resolved):
+        parser.error("a run is given twice (it would count twice)")
     checkpoint = f"{ns.checkpoint}.ckpt"
-    by_member = [fold_runs(folder, checkpoint) for folder in ns.runs]
-    folds = sorted(set.intersection(*(set(runs) for runs in by_member)))
+    by_member = {folder: fold_runs(folder, checkpoint) for folder in ns.runs}
+    folds = sorted(set.intersection(*(set(runs) for runs in by_member.values())))
     if not folds:
-        raise ValueError(f"the {len(ns.runs)} runs have no trained fold in common")
+        raise ValueError(f"the {len(ns.runs)} runs have no finished fold in common")
+    for folder, runs in by_member.items():
+        if left := sorted(set(runs) - set(folds)):
+            print(f"[ensemble] {folder}: fold(s) {left} left out (not in every run)", flush=True)
     results = []
     for fold in folds:
-        runs = [member_runs[fold] for member_runs in by_member]
+        runs = [member_runs[fold] for member_runs in by_member.values()]
         result = score_fold(runs, checkpoint, ns.part, ns.eval_crops)
-        result |= provenance(["ensemble", *argv])
         alone = ", ".join(format_percent(wa) for wa in result["members_least_angle_wa"])
         print(
             f"[ensemble] fold {fold} ({ns.part}): least-angle WA "
             f"{format_percent(result['metrics']['least_angle/wa'])}; members alone {alone}",
             flush=True,
         )
-        if ns.out is not None:
-            write_json_atomic(ns.out / f"fold_{fold}" / RESULT_FILE, result)
-        results.append(result)
+        results.append(result | {"eval_crops": ns.eval_crops} | provenance(["ensemble", *argv]))
     if ns.out is None:
         return {"folds": results}
+    for result in results:  # every fold scored before anything is written
+        write_json_atomic(ns.out / f"fold_{result['fold']}" / RESULT_FILE, result)
     first = results[0]
     return write_cv_summary(
         results,

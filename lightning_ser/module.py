@@ -27,7 +27,6 @@ from pytorch_lightning.utilities import rank_zero_info
 from .augment import SpecMasking, mixup
 from .data.features import FeatureConfig
 from .embedder import CHECKPOINT_FORMAT, Embedder, config_from_hparams, upgrade_state_dict
-from .embeddings import class_embeddings
 from .losses import MetricLossName, MinerName, build_metric_loss
 from .metrics import confusion_metric, scores
 from .models.pooling import PoolingName
@@ -504,27 +503,19 @@ class EmotionEmbeddingModule(pl.LightningModule):
             self.embedder.feature_std.copy_(datamodule.feature_std)
 
     # ---- class embeddings and evaluation ----
-    @torch.no_grad()
     def embed_batches(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Embeddings, labels and softmax predictions of whole-utterance batches."""
-        outs: dict[str, list[torch.Tensor]] = {"embeddings": [], "labels": [], "softmax": []}
-        for batch in batches:
-            emb, logits = self(batch["x"], batch["lengths"])
-            outs["embeddings"].append(emb)
-            outs["labels"].append(batch["label"])
-            outs["softmax"].append(logits.argmax(dim=-1))
-        return {k: torch.cat(v) for k, v in outs.items()}
+        outs = self.embedder.embed_batches(batches)
+        return {
+            "embeddings": outs["embeddings"],
+            "labels": outs["labels"],
+            "softmax": outs["logits"].argmax(dim=-1),
+        }
 
     def refresh_class_embeddings(self) -> None:
         """Class embeddings from the whole training utterances (the paper's emotion embeddings)."""
-        datamodule = self.trainer.datamodule
-        was_training = self.training
-        self.eval()
-        train = self.embed_batches(datamodule.iter_part("train", self.device))
-        self.train(was_training)
-        self.class_embeddings.copy_(
-            class_embeddings(train["embeddings"], train["labels"], self.hparams.num_classes)
-        )
+        train = self.trainer.datamodule.iter_part("train", self.device)
+        self.embedder.refresh_class_embeddings(train)
         self.class_embeddings_from = self.embedding_view
 
     def on_validation_epoch_start(self) -> None:

@@ -25,7 +25,7 @@ COMMAND_HELP = (
     ("embed", "embeddings of audio files as .npy   --ckpt FILE INPUT... -o DIR"),
     ("export", "TorchScript / ONNX embedder   --ckpt FILE -o DIR [--format torchscript onnx]"),
     ("cv", "cross-validation: fit + test per fold, summary   -c CONFIG [--folds 0,3] [--out DIR]"),
-    ("ensemble", "seeds' cv runs answering together, per fold   RUN... [--out DIR] [--part val]"),
+    ("ensemble", "cv runs of one split answering together   RUN... --out DIR | --part val"),
     ("sweep", "run a W&B grid sweep file locally (Table I)   SWEEP.yaml [--parallel N]"),
     ("cache", "build / inspect the feature cache   -c CONFIG [--json] [--prune]"),
     ("download", "fetch a corpus archive (RAVDESS speech)   ravdess DIR"),

@@ -65,7 +65,7 @@ def test_a_run_rescored_on_crops_says_so(two_seeds: list[Path], tmp_path: Path, 
     assert main(["ensemble", str(two_seeds[0]), "--eval-crops", "2", "--out", str(out)]) == 0
     fold = json.loads((out / "fold_0/result.json").read_text())
     assert fold["eval_crops"] == 2 and 0.0 <= fold["metrics"]["least_angle/wa"] <= 1.0
-    assert main(["ensemble", str(two_seeds[0]), "--eval-crops", "-1"]) == 1
+    assert main(["ensemble", str(two_seeds[0]), "--eval-crops", "-1", "--out", str(out)]) == 1
     assert "--eval-crops must be >= 0, got -1" in capsys.readouterr().err
 
 
@@ -93,15 +93,34 @@ def test_a_refit_has_no_validation_part_to_score(cv_args, tmp_path: Path, capsys
     assert "has no validation part (it trained with data.val_size 0)" in capsys.readouterr().err
 
 
+def test_test_numbers_are_written_and_a_run_counts_once(two_seeds, tmp_path, capsys) -> None:
+    assert main(["ensemble", str(two_seeds[0])]) == 1
+    assert "test parts are scored into --out DIR" in capsys.readouterr().err
+    twice = ["ensemble", str(two_seeds[0]), str(two_seeds[0]), "--out", str(tmp_path / "e")]
+    assert main(twice) == 1
+    assert "a run is given twice" in capsys.readouterr().err
+
+
+def test_a_fold_still_training_is_not_a_member(two_seeds: list[Path], tmp_path, capsys) -> None:
+    (two_seeds[1] / "fold_1" / "result.json").unlink()  # as while fold 1 still trains
+    out = tmp_path / "e"
+    summary = dispatch(["ensemble", *map(str, two_seeds), "--out", str(out)])
+    assert summary["least_angle/wa"]["n"] == 1 and not (out / "fold_1").exists()
+    assert "fold(s) [1] left out (not in every run)" in capsys.readouterr().out
+
+
 def test_a_folder_without_trained_runs_is_refused(tmp_path: Path, capsys) -> None:
-    assert main(["ensemble", str(tmp_path)]) == 1
+    assert main(["ensemble", str(tmp_path), "--out", str(tmp_path / "e")]) == 1
     assert "no trained run" in capsys.readouterr().err
 
 
 def test_the_mean_cosine_decides() -> None:
     labels = torch.tensor([1])  # the utterance is "sad" (class 1)
     flat = torch.full((1, 2), 0.5)
-    confident_wrong = MemberAnswers(Path("a"), torch.tensor([[0.9, 0.0]]), flat, labels)
-    mildly_right = MemberAnswers(Path("b"), torch.tensor([[0.0, 0.95]]), flat, labels)
+
+    def member(cosines: list[float]) -> MemberAnswers:
+        return MemberAnswers(Path("run"), ["a.wav"], torch.tensor([cosines]), flat, labels, (0, 0))
+
+    confident_wrong, mildly_right = member([0.9, 0.0]), member([0.0, 0.95])
     assert ensemble_metrics([confident_wrong], 2)["least_angle/wa"] == 0.0
     assert ensemble_metrics([confident_wrong, mildly_right], 2)["least_angle/wa"] == 1.0
