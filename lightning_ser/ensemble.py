@@ -208,6 +208,19 @@ def score_fold(
     }
 
 
+def refuse_other_results(out: Path, command: str) -> None:
+    """Refuse an --out folder that holds another command's results (they would be mixed or
+    overwritten); the same command may write again (scoring is deterministic)."""
+    summary, folds = out / "summary.json", list(out.glob(f"fold_*/{RESULT_FILE}"))
+    earlier = None
+    if summary.is_file():
+        earlier = json.loads(summary.read_text()).get("command")
+    elif folds:
+        earlier = json.loads(folds[0].read_text()).get("command")
+    if earlier is not None and earlier != command:
+        raise ValueError(f"--out {out} holds the results of `{earlier}`: choose another folder")
+
+
 def ensemble_command(argv: list[str]) -> dict[str, Any]:
     """`ensemble RUN [RUN ...] [--checkpoint best|last] [--part test|val] [--eval-crops K]
     [--out DIR]`: score every fold all RUNs have, then write (test) or print (val)."""
@@ -219,8 +232,15 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         "parts need --out: each fold's result and a cv-like summary (folds.csv, summary.md, "
         "summary.json) are written there. Choose members and --eval-crops with --part val.",
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="cv output or run folders")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN", help="cv output or run folders"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help="best: what each cv tested (default); last: the end of each schedule",
+    )
     parser.add_argument(
         "--part",
         choices=["test", "val"],
@@ -235,7 +255,9 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         help="evaluate on the mean direction of K windows of the checkpoints' crop length "
         "(0: whole utterances; default: as each checkpoint was tested)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results folder (test parts)")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="results folder (test parts)"
+    )
     ns = parser.parse_args(argv)
     if ns.eval_crops is not None and ns.eval_crops < 0:
         parser.error(f"--eval-crops must be >= 0, got {ns.eval_crops}")
@@ -243,6 +265,8 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
         parser.error("--out writes test results; validation scores (--part val) are printed only")
     if ns.part == "test" and ns.out is None:
         parser.error("test parts are scored into --out DIR (choose with --part val first)")
+    if ns.out is not None:
+        refuse_other_results(ns.out, provenance(["ensemble", *argv])["command"])
     resolved = [folder.resolve() for folder in ns.runs]
     if len(set(resolved)) < len(resolved):
         parser.error("a run is given twice (it would count twice)")

@@ -101,6 +101,16 @@ def test_test_numbers_are_written_and_a_run_counts_once(two_seeds, tmp_path, cap
     assert "a run is given twice" in capsys.readouterr().err
 
 
+def test_results_of_another_ensemble_are_never_overwritten(two_seeds, tmp_path, capsys) -> None:
+    out = tmp_path / "e"
+    assert main(["ensemble", *map(str, two_seeds), "--out", str(out)]) == 0
+    assert main(["ensemble", *map(str, two_seeds), "--out", str(out)]) == 0  # the same again
+    before = (out / "summary.json").read_text()
+    assert main(["ensemble", str(two_seeds[0]), "--out", str(out)]) == 1
+    assert "holds the results of `lightning-ser ensemble" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before
+
+
 def test_a_fold_still_training_is_not_a_member(two_seeds: list[Path], tmp_path, capsys) -> None:
     (two_seeds[1] / "fold_1" / "result.json").unlink()  # as while fold 1 still trains
     out = tmp_path / "e"
