@@ -43,7 +43,7 @@ from .data.features import FeatureConfig
 from .data.splits import num_folds
 from .embeddings import cosine_to_classes
 from .experiments import RESULT_FILE, write_cv_summary
-from .inference.checkpoint import load_checkpoint, read_checkpoint
+from .inference.checkpoint import model_of_checkpoint, read_checkpoint
 from .metrics import classification_metrics
 from .provenance import provenance
 from .report.tables import format_percent
@@ -118,9 +118,10 @@ def member_answers(
     the same way from the training part, as `test --data.eval_crops` makes them.
     """
     path = run_dir / "checkpoints" / checkpoint
-    model = load_checkpoint(path)  # a bad checkpoint fails before the features load
+    ckpt = read_checkpoint(path)  # read once; a bad checkpoint fails before the features load
+    model = model_of_checkpoint(ckpt, path)
     datamodule = datamodule or run_datamodule(run_dir)
-    trained_on = read_checkpoint(path).get("split")
+    trained_on = ckpt.get("split")
     if trained_on is not None and trained_on != datamodule.split_identity:
         raise ValueError(f"{path} was trained on another split than {run_dir}/config.yaml makes")
     if part == "val" and not datamodule.has_validation:

@@ -247,10 +247,9 @@ class EmotionDataModule(pl.LightningDataModule):
     def stale_caches(self) -> list[Path]:
         """This corpus's cache files for other settings or file lists, speed copies included
         except those of this config's `speed_perturbation` (see `cache --prune`)."""
-        self.load_features()
+        usable = self.load_features().paths
         assert self.cache_info is not None
         current = self.cache_info.path
-        usable = self.load_features().paths
         speeds = {
             current.parent / f"{self.speed_cache_name(s)}-"
             f"{cache_key(usable, dataclasses.replace(self.features, speed=s), 'skip')}.pt"

@@ -110,7 +110,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Emo
         CheckpointError: missing file, not a checkpoint, another format, or incomplete contents.
     """
     path = Path(path).expanduser()
-    ckpt = read_checkpoint(path)
+    return model_of_checkpoint(read_checkpoint(path), path, device)
+
+
+def model_of_checkpoint(
+    ckpt: dict[str, Any], path: Path, device: str | torch.device = "cpu"
+) -> EmotionModel:
+    """The inference model of a checkpoint already read by `read_checkpoint` (`path` names it
+    in errors)."""
     hp = dict(ckpt["hyper_parameters"])
     state = ckpt["state_dict"]
     if ckpt["lightning_ser_format"] < 2:
