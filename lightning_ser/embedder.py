@@ -55,7 +55,10 @@ class Embedder(nn.Module):
             frames' mean and std (cepstral mean and variance normalisation: no other audio
             involved, so it holds for new speakers and at inference alike); otherwise frames
             are standardised with the training statistics ("speaker": the data module has
-            already standardised each speaker, and the statistics are 0 and 1).
+            already standardised each speaker, and the statistics are 0 and 1). "both" feeds
+            the network the two side by side (2 x `n_features` values per frame): the level
+            and spectral balance of an utterance against the training part, and its shape
+            with those removed; the network learns what to take from each.
     """
 
     def __init__(
@@ -102,7 +105,7 @@ class Embedder(nn.Module):
         self.net = EmbeddingNet(
             backbone=backbone,
             layers=layers,
-            in_features=n_features,
+            in_features=2 * n_features if feature_normalisation == "both" else n_features,
             channels=channels,
             kernel_size=kernel_size,
             blocks=blocks,
@@ -118,12 +121,13 @@ class Embedder(nn.Module):
         self.register_buffer("class_embeddings", torch.zeros(num_classes, embedding_dim))
         self.eval_crops = eval_crops
         self.crop_frames = crop_frames
-        self.per_utterance = feature_normalisation == "utterance"
+        self.per_utterance = feature_normalisation in ("utterance", "both")
+        self.against_training = feature_normalisation != "utterance"
 
     @property
     def n_features(self) -> int:
-        """Values per input frame."""
-        return self.net.in_features
+        """Values per input frame (of the raw features, before normalisation)."""
+        return self.feature_mean.numel()
 
     @property
     def embedding_dim(self) -> int:
@@ -142,12 +146,16 @@ class Embedder(nn.Module):
 
     def normalise(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         """Standardise frames with the training statistics, or each utterance with its own
-        (`feature_normalisation: utterance`); padded frames stay exactly zero."""
+        (`feature_normalisation: utterance`), or both side by side (`both`: [B, T, 2F]);
+        padded frames stay exactly zero."""
         mask = None if lengths is None else sequence_mask(lengths, x.shape[1], x.device)[..., None]
+        views = []
+        if self.against_training:
+            trained = (x - self.feature_mean) / self.feature_std
+            views.append(trained if mask is None else trained * mask)
         if self.per_utterance:
-            return utterance_standardised(x, mask)
-        x = (x - self.feature_mean) / self.feature_std
-        return x if mask is None else x * mask
+            views.append(utterance_standardised(x, mask))
+        return views[0] if len(views) == 1 else torch.cat(views, dim=-1)
 
     def embed_view(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """One view of each row (no crops): (unit embedding [B, D], logits [B, C])."""

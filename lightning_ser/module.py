@@ -152,7 +152,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
             names and checkpoints are unchanged (`nn.Module.compile` works in place).
         monitor: the validation metric the stage early stopping follows when the trainer has
             no StageEarlyStopping of its own.
-        feature_normalisation: "train", "speaker" or "utterance" (linked from
+        feature_normalisation: "train", "speaker", "utterance" or "both" (linked from
             data.normalisation; kept so that inference normalises new audio the same way).
         eval_crops: 0 (the paper) embeds whole utterances for evaluation, class embeddings and
             prediction; k > 0 uses the mean direction of k evenly spaced windows of

@@ -374,6 +374,32 @@ def test_utterance_normalisation_ignores_each_utterances_level_and_scale() -> No
         torch.testing.assert_close(twin(x, lengths)[0], emb)
 
 
+def test_both_normalisations_side_by_side_feed_the_network_twice_the_features() -> None:
+    from lightning_ser.embedder import Embedder
+
+    torch.manual_seed(0)
+    embedder = Embedder(num_classes=3, backbone="tim", layers=2, channels=4, embedding_dim=8,
+                        feature_normalisation="both").eval()  # fmt: skip
+    embedder.feature_mean.fill_(1.0)
+    embedder.feature_std.fill_(2.0)
+    x = torch.randn(2, 30, 39)
+    lengths = torch.tensor([30, 21])
+    views = embedder.normalise(x, lengths)
+    assert embedder.n_features == 39 and views.shape == (2, 30, 78)
+    torch.testing.assert_close(views[0, :, :39], (x[0] - 1.0) / 2.0)  # against the training part
+    own = views[0, :, 39:]  # and each utterance against itself
+    torch.testing.assert_close(own.mean(dim=0), torch.zeros(39), atol=1e-5, rtol=0)
+    assert views[1, 21:].abs().max() == 0  # padding stays zero in both views
+    with torch.no_grad():
+        alone, _ = embedder(x[1:, :21], lengths[1:])
+        emb, _ = embedder(x, lengths)
+    torch.testing.assert_close(alone[0], emb[1], atol=1e-5, rtol=1e-5)
+    twin = Embedder(**embedder.config).eval()  # what inference rebuilds from a checkpoint
+    twin.load_state_dict(embedder.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x, lengths)[0], emb)
+
+
 def test_utterance_normalisation_is_not_transductive(tiny_ravdess, cache_dir) -> None:
     from lightning_ser.data.datamodule import EmotionDataModule
 

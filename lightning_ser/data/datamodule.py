@@ -35,7 +35,7 @@ from .splits import Protocol, SpeakerFolds, Split, make_split
 log = logging.getLogger(__name__)
 
 Part = Literal["train", "val", "test"]
-Normalisation = Literal["train", "speaker", "utterance"]
+Normalisation = Literal["train", "speaker", "utterance", "both"]
 
 
 class EmotionDataModule(pl.LightningDataModule):
@@ -80,7 +80,8 @@ class EmotionDataModule(pl.LightningDataModule):
             utterances (all of them). For test speakers this uses their unlabelled test audio:
             transductive, and every report of such a run says so. "utterance" standardises
             each utterance with its own frames' statistics, inside the model (so inference does
-            the same): nothing but the utterance itself, not transductive.
+            the same): nothing but the utterance itself, not transductive. "both" gives the
+            network the "train" and the "utterance" views side by side (not transductive).
         speed_perturbation: speeds of extra training copies (e.g. [0.9, 1.1], the usual choice):
             every training utterance also enters training at each speed (FeatureConfig.speed:
             tempo and pitch change together), so an epoch holds (1 + len(speeds)) times as many
@@ -153,9 +154,9 @@ class EmotionDataModule(pl.LightningDataModule):
         self.eval_batch_frames = eval_batch_frames
         self.features_on_device = features_on_device
         self.on_bad_file = on_bad_file
-        if normalisation not in ("train", "speaker", "utterance"):
+        if normalisation not in ("train", "speaker", "utterance", "both"):
             raise ValueError(
-                "data.normalisation must be 'train', 'speaker' or 'utterance', "
+                "data.normalisation must be 'train', 'speaker', 'utterance' or 'both', "
                 f"got {normalisation!r}"
             )
         self.normalisation = normalisation

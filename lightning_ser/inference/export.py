@@ -101,6 +101,8 @@ NORMALISATION_NOTES = {
     "mean and std are 0 and 1)",
     "utterance": "each utterance standardised with its own frames' mean and std, done inside "
     "the exported graph (mean and std unused)",
+    "both": "(frames - mean) / std and each utterance standardised with its own frames' mean "
+    "and std, side by side, done inside the exported graph",
 }
 
 
