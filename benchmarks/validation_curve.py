@@ -6,7 +6,9 @@ how far its end is from that peak, which is what choosing a fixed epoch count ne
 
     python benchmarks/validation_curve.py runs/cv-kfold-long-init [--metric val/least_angle/wa]
 
-Reads each finished fold's `metrics.csv` (folds with a `result.json`); prints the mean of each
+Reads each finished fold's `metrics.csv` (folds with a `result.json`; `--unfinished` also those
+still training or stopped, whose curves end early: a screening stopped once its verdict is plain
+compares on the epochs both runs reached); prints the mean of each
 fold's own best, the mean curve's peak and last epoch, and the curve every `--every` epochs.
 `--against REF_CV_DIR` screens a setting against a reference cv, fold by fold and on
 validation only (each fold's best, its mean from `--from-epoch` on, how many of those
@@ -24,13 +26,17 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def fold_curves(cv_dir: Path, metric: str) -> dict[str, dict[int, float]]:
-    """Per finished fold: epoch -> the metric at that epoch's validation."""
+def fold_curves(cv_dir: Path, metric: str, unfinished: bool = False) -> dict[str, dict[int, float]]:
+    """Per finished fold (with `unfinished`, per fold with a `metrics.csv`): epoch -> the metric
+    at that epoch's validation."""
     curves = {}
-    for result in sorted(cv_dir.glob("fold_*/result.json")):
-        with open(result.parent / "metrics.csv") as f:
+    for metrics in sorted(cv_dir.glob("fold_*/metrics.csv")):
+        if not unfinished and not (metrics.parent / "result.json").exists():
+            continue
+        with open(metrics) as f:
             rows = [r for r in csv.DictReader(f) if r.get(metric)]
-        curves[result.parent.name] = {int(r["epoch"]): float(r[metric]) for r in rows}
+        if rows:
+            curves[metrics.parent.name] = {int(r["epoch"]): float(r[metric]) for r in rows}
     return curves
 
 
@@ -97,8 +103,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=20, help="print the curve every N epochs")
     parser.add_argument("--against", type=Path, help="a reference cv folder to screen against")
     parser.add_argument("--from-epoch", type=int, default=59, help="first epoch of the means")
+    parser.add_argument(
+        "--unfinished", action="store_true", help="also folds without a result.json (stopped)"
+    )
     args = parser.parse_args()
-    curves = fold_curves(args.cv_dir, args.metric)
+    curves = fold_curves(args.cv_dir, args.metric, args.unfinished)
     print(describe(curves, args.every))
     if args.against:
         print(compare(curves, fold_curves(args.against, args.metric), args.from_epoch))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "validation_curve.py"
 
 
@@ -38,6 +40,10 @@ def test_the_mean_curve_shows_the_noise_of_each_folds_best(tmp_path: Path) -> No
     assert "mean of each fold's best 80.00%" in text  # (0.9 + 0.7) / 2, above every mean epoch
     assert "peaks at epoch 9 (70.00%), last epoch 14: 70.00%" in text
     assert curve.describe({}) == "no finished folds (fold_*/result.json)"
+    stopped = curve.fold_curves(tmp_path, "val/least_angle/wa", unfinished=True)
+    assert stopped["fold_2"] == {4: 0.1}  # a stopped fold: only the epochs all three reached
+    assert list(curve.mean_curve(stopped)) == [4]
+    assert curve.mean_curve(stopped)[4] == pytest.approx((0.5 + 0.5 + 0.1) / 3)
 
 
 def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path) -> None:
