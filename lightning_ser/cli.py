@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
 from . import runs, tools
 from .lightning_cli import RUN_DIR_ENV, SERCLI, lightning_main
 
@@ -40,11 +42,24 @@ def dispatch(args: list[str] | None = None) -> Any:
     return lightning_main(argv)
 
 
-def interrupted(command: str = "fit") -> str:
+def stop_status(err: BaseException) -> int | None:
+    """The exit status of a command stopped from outside, None for any other exception: 130 for
+    Ctrl-C (Lightning turns it into exit(1)), 143 for SIGTERM (`kill`, `docker stop`, a batch
+    system's time limit), which Lightning turns into a SIGTERMException, a SystemExit whose
+    status would otherwise be 0, as if the training had finished."""
+    if isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt):
+        return 130
+    if isinstance(err, SIGTERMException):
+        return 143
+    return None
+
+
+def interrupted(command: str = "fit", status: int = 130) -> str:
     """What an interrupted command says: how to resume the run it was training, if any."""
+    what = "stopped by SIGTERM" if status == 143 else "interrupted"
     if command in ("cv", "sweep", "experiment"):
         return (
-            f"lightning-ser: interrupted; the same {command} command resumes it (finished runs "
+            f"lightning-ser: {what}; the same {command} command resumes it (finished runs "
             "are skipped, the interrupted one goes on from its last.ckpt)"
         )
     folder = os.environ.get(RUN_DIR_ENV)
@@ -53,7 +68,7 @@ def interrupted(command: str = "fit") -> str:
         how = f"the same command with --ckpt_path {last} resumes it"
     else:
         how = "no checkpoint was written yet: run the command again"
-    return f"lightning-ser: interrupted; {how} (cv and sweep resume by themselves)"
+    return f"lightning-ser: {what}; {how} (cv and sweep resume by themselves)"
 
 
 def main(args: list[str] | None = None) -> int:
@@ -69,17 +84,15 @@ def main(args: list[str] | None = None) -> int:
     try:
         result = dispatch(argv)
         finished = True
-    except KeyboardInterrupt:
-        print(interrupted(argv[0] if argv else ""), file=sys.stderr)
-        return 130
     except BrokenPipeError:  # `... | head` stopped reading: what it wanted was printed
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141  # 128 + SIGPIPE, as a shell reports a command that wrote to a closed pipe
-    except SystemExit as err:
-        if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit(1) after Ctrl-C
-            print(interrupted(argv[0] if argv else ""), file=sys.stderr)
-            return 130
-        raise
+    except (KeyboardInterrupt, SystemExit) as err:
+        status = stop_status(err)
+        if status is None:
+            raise
+        print(interrupted(argv[0] if argv else "", status), file=sys.stderr)
+        return status
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into one line
         if debug:
             raise

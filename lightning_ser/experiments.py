@@ -537,9 +537,10 @@ def sweep_command(argv: list[str]) -> list[dict[str, Any]]:
             try:
                 run_experiment(args, run_dir, group=str(out))
             except (Exception, SystemExit) as err:  # noqa: BLE001 - one run does not stop all
-                if isinstance(err.__context__, KeyboardInterrupt):  # Lightning's exit on Ctrl-C
+                from .cli import one_line, stop_status  # the command line's own wording
+
+                if stop_status(err) is not None:  # Ctrl-C or SIGTERM stops the sweep
                     raise
-                from .cli import one_line  # the command line's own wording of the error
 
                 print(f"[sweep] {run_dir.name}: failed: {one_line(err)}", flush=True)
                 failed.append(run_dir.name)

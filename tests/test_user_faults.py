@@ -4,6 +4,7 @@ the wrong split, kept logs, and one-line errors. Each case failed before its fix
 from __future__ import annotations
 
 import csv
+import os
 import signal
 from pathlib import Path
 
@@ -122,12 +123,36 @@ def test_ctrl_c_during_fit_says_how_to_resume(cli, tmp_path: Path, capsys, monke
     assert (run / "checkpoints/last.ckpt").exists() and (run / "metrics.csv").exists()
 
 
+def test_sigterm_during_fit_exits_143_and_says_how_to_resume(cli, tmp_path, capsys, monkeypatch):
+    """`kill`, `docker stop` or a batch system's limit: Lightning stops after the batch with a
+    SystemExit whose status is 0; a scheduler must not take the stopped training for finished."""
+    from lightning_ser.module import EmotionEmbeddingModule
+
+    def killed(self) -> None:
+        if self.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's own handler catches it
+
+    monkeypatch.setattr(EmotionEmbeddingModule, "on_train_epoch_end", killed, raising=False)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli("fit", "--trainer.max_epochs", "4") == 143
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    last = Path("runs/ravdess/holdout/version_0/checkpoints/last.ckpt")
+    said = capsys.readouterr().err
+    assert f"stopped by SIGTERM; the same command with --ckpt_path {last} resumes it" in said
+    assert "Traceback" not in said and (tmp_path / last).exists()
+    monkeypatch.setattr(EmotionEmbeddingModule, "on_train_epoch_end", lambda self: None)
+    assert cli("fit", "--trainer.max_epochs", "4", "--ckpt_path", str(last)) == 0  # resumed
+
+
 def test_ctrl_c_during_a_cv_says_to_run_the_cv_again() -> None:
     from lightning_ser.cli import interrupted
 
     for command in ("cv", "sweep"):
         said = interrupted(command)
         assert f"the same {command} command resumes it" in said and "--ckpt_path" not in said
+    assert interrupted("cv", 143).startswith("lightning-ser: stopped by SIGTERM; the same cv")
 
 
 def test_a_second_config_replacing_the_callbacks_keeps_the_checkpoints(cli, tmp_path) -> None:
