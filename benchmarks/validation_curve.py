@@ -16,6 +16,9 @@ validations are ahead / behind the reference's at the same epoch, the last epoch
 
     python benchmarks/validation_curve.py runs/screen-kfold-timinput \
         --against benchmarks/results/ravdess_kfold
+
+`--epoch-scale 3` screens a run whose epochs hold three times the data (speed perturbation at
+0.9 and 1.1, stage lengths cut to a third) at equal amounts of training.
 """
 
 from __future__ import annotations
@@ -71,8 +74,14 @@ def compare(
     curves: dict[str, dict[int, float]],
     reference: dict[str, dict[int, float]],
     from_epoch: int = 59,
+    epoch_scale: int = 1,
 ) -> str:
-    """A markdown table, one row per fold both cvs finished: `curves` against `reference`."""
+    """A markdown table, one row per fold both cvs finished: `curves` against `reference`.
+
+    `epoch_scale` k > 1 compares a run whose epochs each hold k times the reference's data
+    (speed perturbation's copies, with stage lengths cut by k): its epoch e stands beside the
+    reference's validation nearest to epoch k (e + 1) - 1, and `from_epoch` counts in the
+    reference's epochs."""
     lines = [
         f"| fold | val best: new / reference | mean from epoch {from_epoch}: new / reference "
         "| validations ahead / behind | last epoch: new / reference |",
@@ -80,18 +89,26 @@ def compare(
     ]
     for fold in sorted(set(curves) & set(reference), key=lambda f: int(f.split("_")[-1])):
         new, ref = curves[fold], reference[fold]
-        later = [e for e in sorted(set(new) & set(ref)) if e >= from_epoch]
+        pairs = []  # (new epoch, reference epoch) validated side by side
+        for epoch in sorted(new):
+            target = epoch_scale * (epoch + 1) - 1
+            nearest = min(ref, key=lambda e: (abs(e - target), e))
+            if epoch_scale > 1 or nearest == epoch:
+                pairs.append((epoch, nearest))
+        later = [(e, r) for e, r in pairs if r >= from_epoch]
         if not later:
             continue
-        ahead = sum(new[e] > ref[e] for e in later)
-        behind = sum(new[e] < ref[e] for e in later)
-        mean_new = sum(new[e] for e in later) / len(later)
-        mean_ref = sum(ref[e] for e in later) / len(later)
+        ahead = sum(new[e] > ref[r] for e, r in later)
+        behind = sum(new[e] < ref[r] for e, r in later)
+        mean_new = sum(new[e] for e, _ in later) / len(later)
+        mean_ref = sum(ref[r] for _, r in later) / len(later)
+        last, last_ref = later[-1]
+        at = f"epoch {last}" if last == last_ref else f"epochs {last} / {last_ref}"
         lines.append(
             f"| {fold} | {100 * max(new.values()):.2f}% / {100 * max(ref.values()):.2f}% "
             f"| {100 * mean_new:.2f}% / {100 * mean_ref:.2f}% "
             f"| {ahead} / {behind} of {len(later)} "
-            f"| {100 * new[later[-1]]:.2f}% / {100 * ref[later[-1]]:.2f}% (epoch {later[-1]}) |"
+            f"| {100 * new[last]:.2f}% / {100 * ref[last_ref]:.2f}% ({at}) |"
         )
     return "\n".join(lines)
 
@@ -106,11 +123,18 @@ def main() -> None:
     parser.add_argument(
         "--unfinished", action="store_true", help="also folds without a result.json (stopped)"
     )
+    parser.add_argument(
+        "--epoch-scale",
+        type=int,
+        default=1,
+        help="each new epoch holds this many reference epochs of data (speed copies: 3)",
+    )
     args = parser.parse_args()
     curves = fold_curves(args.cv_dir, args.metric, args.unfinished)
     print(describe(curves, args.every))
     if args.against:
-        print(compare(curves, fold_curves(args.against, args.metric), args.from_epoch))
+        reference = fold_curves(args.against, args.metric)
+        print(compare(curves, reference, args.from_epoch, args.epoch_scale))
 
 
 if __name__ == "__main__":

@@ -58,3 +58,17 @@ def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path) -> None
     assert rows[2] == (
         "| fold_0 | 80.00% / 90.00% | 70.00% / 65.00% | 1 / 0 of 2 | 60.00% / 60.00% (epoch 14) |"
     )
+
+
+def test_a_run_with_three_times_the_data_per_epoch_compares_at_equal_training(tmp_path) -> None:
+    curve = load_script()
+    write_fold(tmp_path / "new", "fold_0", {1: 0.6, 3: 0.8})  # speed copies: 3 epochs' data each
+    write_fold(tmp_path / "ref", "fold_0", {4: 0.5, 9: 0.7, 14: 0.9})
+    new = curve.fold_curves(tmp_path / "new", "val/least_angle/wa")
+    ref = curve.fold_curves(tmp_path / "ref", "val/least_angle/wa")
+    rows = curve.compare(new, ref, from_epoch=0, epoch_scale=3).splitlines()
+    # new epoch 1 ~ reference epoch 5 (nearest: 4), new epoch 3 ~ 11 (nearest: 9)
+    assert rows[2] == (
+        "| fold_0 | 80.00% / 90.00% | 70.00% / 60.00% | 2 / 0 of 2 "
+        "| 80.00% / 70.00% (epochs 3 / 9) |"
+    )
