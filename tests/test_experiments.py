@@ -351,3 +351,27 @@ def test_a_runs_log_keeps_what_it_printed_and_the_terminal_still_shows_it(
     assert "RuntimeError: broke" in log and log.count("] fit") == 2  # appended
     shown = capsys.readouterr()
     assert "a line" in shown.out and "a warning" in shown.err
+
+
+def test_a_sweep_stopped_by_sigterm_stops_instead_of_starting_the_next_run(
+    cli_args, tmp_path, monkeypatch
+) -> None:
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    sweep = tmp_path / "mini.yaml"
+    sweep.write_text(
+        "method: grid\n"
+        'command: ["${env}", lightning, fit, "${args}"]\n'
+        "parameters:\n"
+        "  model.backbone: {values: [fc, gru]}\n"
+    )
+    started = []
+
+    def killed(args, run_dir, **_):  # Lightning's exit after `kill`: a SystemExit of status 0
+        started.append(run_dir.name)
+        raise SIGTERMException
+
+    monkeypatch.setattr(experiments, "run_experiment", killed)
+    with pytest.raises(SIGTERMException):
+        dispatch(["sweep", str(sweep), "--out", str(tmp_path / "sweep"), *cli_args, *FAST])
+    assert started == ["backbone-fc"]
