@@ -89,12 +89,13 @@ def compare(
     ]
     for fold in sorted(set(curves) & set(reference), key=lambda f: int(f.split("_")[-1])):
         new, ref = curves[fold], reference[fold]
-        pairs = []  # (new epoch, reference epoch) validated side by side
-        for epoch in sorted(new):
-            target = epoch_scale * (epoch + 1) - 1
-            nearest = min(ref, key=lambda e: (abs(e - target), e))
-            if epoch_scale > 1 or nearest == epoch:
-                pairs.append((epoch, nearest))
+        if epoch_scale == 1:  # (new epoch, reference epoch) validated side by side
+            pairs = [(e, e) for e in sorted(set(new) & set(ref))]
+        else:
+            pairs = [
+                (e, min(ref, key=lambda r: (abs(r - (epoch_scale * (e + 1) - 1)), r)))
+                for e in sorted(new)
+            ]
         later = [(e, r) for e, r in pairs if r >= from_epoch]
         if not later:
             continue

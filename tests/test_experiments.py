@@ -103,15 +103,21 @@ def test_cv_runs_every_fold_aggregates_and_resumes(cli_args, tmp_path: Path, mon
     assert f"fold(s) 0, 1, 2 trained on {result['machine']}" in (out / "summary.md").read_text()
 
 
-def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path: Path) -> None:
+def mini_sweep(tmp_path: Path, backbones: str, layers: bool = True) -> Path:
+    """A grid sweep file over `model.backbone` (`backbones`: "[fc, gru]"), layers 6 by default."""
     sweep = tmp_path / "mini.yaml"
     sweep.write_text(
         "method: grid\n"
         'command: ["${env}", lightning, fit, "${args}"]\n'
         "parameters:\n"
-        "  model.backbone: {values: [fc, gru]}\n"
-        "  model.layers: {values: [6]}\n"
+        f"  model.backbone: {{values: {backbones}}}\n"
+        + ("  model.layers: {values: [6]}\n" if layers else "")
     )
+    return sweep
+
+
+def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path: Path) -> None:
+    sweep = mini_sweep(tmp_path, "[fc, gru]")
     out = tmp_path / "sweep"
     results = dispatch(["sweep", str(sweep), "--out", str(out), *cli_args, *FAST])
     assert len(results) == 2
@@ -136,14 +142,7 @@ def test_local_sweep_runs_grid_writes_table_i_and_skips_done(cli_args, tmp_path:
 
 @pytest.mark.parametrize("parallel", ["1", "2"])
 def test_a_failed_sweep_run_is_named_and_the_others_go_on(cli_args, tmp_path, parallel) -> None:
-    sweep = tmp_path / "mini.yaml"
-    sweep.write_text(
-        "method: grid\n"
-        'command: ["${env}", lightning, fit, "${args}"]\n'
-        "parameters:\n"
-        "  model.backbone: {values: [nosuch, fc]}\n"
-        "  model.layers: {values: [6]}\n"
-    )
+    sweep = mini_sweep(tmp_path, "[nosuch, fc]")
     out = tmp_path / "sweep"
     command = ["sweep", str(sweep), "--out", str(out), "--parallel", parallel, *cli_args, *FAST]
     with pytest.raises(ValueError, match=r"1 of 2 configurations failed \(backbone-nosuch"):
@@ -358,13 +357,7 @@ def test_a_sweep_stopped_by_sigterm_stops_instead_of_starting_the_next_run(
 ) -> None:
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    sweep = tmp_path / "mini.yaml"
-    sweep.write_text(
-        "method: grid\n"
-        'command: ["${env}", lightning, fit, "${args}"]\n'
-        "parameters:\n"
-        "  model.backbone: {values: [fc, gru]}\n"
-    )
+    sweep = mini_sweep(tmp_path, "[fc, gru]", layers=False)
     started = []
 
     def killed(args, run_dir, **_):  # Lightning's exit after `kill`: a SystemExit of status 0
