@@ -14,7 +14,7 @@ CONFIGS = sorted([*CONF.glob("*.yaml"), *CONF.glob("corpora/*.yaml")])
 
 
 def is_overlay(config: Path) -> bool:
-    """An overlay (a protocol, another corpus) changes settings of the recipe, not its model class."""
+    """An overlay (a protocol, a corpus) changes settings of the recipe, not its model class."""
     return "class_path" not in (yaml.safe_load(config.read_text()).get("model") or {})
 
 
