@@ -6,7 +6,8 @@ draws it), or runs of other settings on that split. For each utterance an ensemb
 members' cosines to their own class embeddings (its least-angle answer is the emotion of the
 largest mean cosine: each member's embedding space is its own, so cosines are averaged, never
 embeddings) and their softmax probabilities (its softmax answer). One member alone re-scores its
-run, e.g. on crops (`--eval-crops`).
+run, e.g. on crops (`--eval-crops`). A member whose checkpoints are gone (a results folder
+committed without them) answers from the `answers.csv` its cv kept (`lightning_ser.answers`).
 
 Nothing here chooses anything on the test part: each member brings the checkpoint its `cv`
 tested (`best.ckpt`: the best validation epoch, or the last epoch of a refit) or the end of its
@@ -29,42 +30,33 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from .answers import ANSWERS_FILE, has_answers, read_answers
 from .argparsing import ArgumentParser
 from .atomic import write_json_atomic
 from .data.datamodule import EmotionDataModule
-from .data.features import FeatureConfig
 from .data.splits import num_folds
-from .embeddings import cosine_to_classes
 from .experiments import RESULT_FILE, write_cv_summary
-from .inference.checkpoint import model_of_checkpoint, read_checkpoint
+from .member import MemberAnswers, checkpoint_answers, run_datamodule
 from .metrics import classification_metrics
 from .provenance import provenance
 from .report.tables import format_percent
 
 
-@dataclass
-class MemberAnswers:
-    """One member's outputs on a part, rows in the order of `paths` (sorted)."""
-
-    run_dir: Path
-    paths: list[str]  # the utterances, sorted
-    cosines: torch.Tensor  # [N, C] cosine to each class embedding
-    probabilities: torch.Tensor  # [N, C] softmax
-    labels: torch.Tensor  # [N]
-    view: tuple[int, int]  # (crops, frames per crop) it was evaluated with; (0, 0): whole
+def answers_kept(run_dir: Path, checkpoint: str) -> bool:
+    """Whether `run_dir` can answer as `checkpoint`: the checkpoint, or its kept answers."""
+    return (run_dir / "checkpoints" / checkpoint).is_file() or has_answers(run_dir, checkpoint)
 
 
 def fold_runs(folder: Path, checkpoint: str) -> dict[int, Path]:
     """The run folders of `folder` by fold: a `cv` output's finished folds (`fold_<k>/` with a
-    result.json: a fold still training is not a member), or one trained run folder."""
-    if (folder / "split.json").is_file() and (folder / "checkpoints" / checkpoint).is_file():
+    result.json: a fold still training is not a member), or one trained run folder; each with
+    the checkpoint or, where it is gone, the answers `cv` kept of it (answers.csv)."""
+    if (folder / "split.json").is_file() and answers_kept(folder, checkpoint):
         try:
             return {int(json.loads((folder / "split.json").read_text()).get("fold", 0)): folder}
         except (ValueError, AttributeError) as err:
@@ -74,32 +66,14 @@ def fold_runs(folder: Path, checkpoint: str) -> dict[int, Path]:
         for run in folder.glob("fold_*")
         if run.name.removeprefix("fold_").isdigit()
         and (run / RESULT_FILE).is_file()
-        and (run / "checkpoints" / checkpoint).is_file()
+        and answers_kept(run, checkpoint)
     }
     if not runs:
         raise ValueError(
-            f"{folder}: no trained run (a run folder with split.json and checkpoints/{checkpoint}, "
-            f"or a cv output whose finished fold_<k>/ folders have them)"
+            f"{folder}: no trained run (a run folder with split.json and checkpoints/{checkpoint} "
+            f"or its {ANSWERS_FILE}, or a cv output whose finished fold_<k>/ folders have them)"
         )
     return runs
-
-
-def run_datamodule(run_dir: Path) -> EmotionDataModule:
-    """The data module a run trained with, rebuilt from its `config.yaml` and set up (a
-    relative `data.root` is read from the current folder, as the run read it)."""
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise ValueError(f"{run_dir}: no config.yaml (the settings its fit saved)")
-    try:
-        data = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
-        options = dict(data.get("init_args", data))
-        if isinstance(options.get("features"), dict):
-            options["features"] = FeatureConfig(**options["features"])
-        datamodule = EmotionDataModule(**options | {"progress": False})
-        datamodule.setup("test")
-    except (yaml.YAMLError, TypeError, AttributeError, ValueError, OSError) as err:
-        raise ValueError(f"{config_path}: its data settings do not load ({err})") from err
-    return datamodule
 
 
 def member_answers(
@@ -109,41 +83,26 @@ def member_answers(
     eval_crops: int | None = None,
     datamodule: EmotionDataModule | None = None,
 ) -> tuple[MemberAnswers, EmotionDataModule]:
-    """A member's cosines and softmax probabilities on `part` of its split, with its data
-    module (rebuilt from the run's config.yaml unless given); refused when the checkpoint was
-    trained on another split than that data module makes.
-
-    `eval_crops` (None: the checkpoint's own view) evaluates on the mean direction of that many
-    windows of the checkpoint's crop length (0: whole utterances), with class embeddings made
-    the same way from the training part, as `test --data.eval_crops` makes them.
-    """
-    path = run_dir / "checkpoints" / checkpoint
-    ckpt = read_checkpoint(path)  # read once; a bad checkpoint fails before the features load
-    model = model_of_checkpoint(ckpt, path)
+    """A member's answers on `part`, from its checkpoint or, where the checkpoint is gone, from
+    the answers its cv kept (the view it was tested with only), with its data module."""
+    if (run_dir / "checkpoints" / checkpoint).is_file():
+        return checkpoint_answers(run_dir, checkpoint, part, eval_crops, datamodule)
+    kept = read_answers(run_dir, checkpoint, part)
+    if kept is None:
+        raise ValueError(f"{run_dir}: no checkpoints/{checkpoint}, nor its {part} answers")
+    if eval_crops is not None and eval_crops != kept.view[0]:
+        raise ValueError(
+            f"{run_dir}: --eval-crops {eval_crops} needs checkpoints/{checkpoint} (gone; "
+            f"{ANSWERS_FILE} holds the view it was tested with, {kept.view[0]} crops)"
+        )
     datamodule = datamodule or run_datamodule(run_dir)
-    trained_on = ckpt.get("split")
-    if trained_on is not None and trained_on != datamodule.split_identity:
-        raise ValueError(f"{path} was trained on another split than {run_dir}/config.yaml makes")
-    if part == "val" and not datamodule.has_validation:
-        raise ValueError(f"{run_dir} has no validation part (it trained with data.val_size 0)")
-    if model.class_names != datamodule.class_names:
-        raise ValueError(f"{path}: emotions {model.class_names}, its data's are others")
-    embedder = model.embedder
-    if eval_crops is not None and eval_crops != embedder.eval_crops:
-        embedder.set_crops(eval_crops, embedder.crop_frames)
-        embedder.refresh_class_embeddings(datamodule.iter_part("train"))
-    outs = embedder.embed_batches(datamodule.iter_part(part))
-    paths = [datamodule.table.paths[i] for i in outs["index"].tolist()]
-    rows = sorted(range(len(paths)), key=paths.__getitem__)
-    answers = MemberAnswers(
-        run_dir=run_dir,
-        paths=[paths[i] for i in rows],
-        cosines=cosine_to_classes(outs["embeddings"], embedder.class_embeddings)[rows],
-        probabilities=outs["logits"].float().softmax(dim=-1)[rows],
-        labels=outs["labels"][rows],
-        view=embedder.view,
-    )
-    return answers, datamodule
+    expected = sorted(datamodule.table.paths[i] for i in getattr(datamodule.split, part))
+    if kept.paths != expected:
+        raise ValueError(
+            f"{run_dir / ANSWERS_FILE}: its {part} utterances are not those {run_dir}/config.yaml "
+            "makes"
+        )
+    return kept, datamodule
 
 
 def ensemble_metrics(members: list[MemberAnswers], num_classes: int) -> dict[str, float]:

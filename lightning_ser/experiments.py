@@ -278,7 +278,13 @@ def write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> N
 
 
 def cv_command(argv: list[str]) -> dict[str, Any]:
-    """`cv -c CONFIG [--data.split kfold] [--folds 0,3] [--out DIR] [--wandb]`: every fold."""
+    """`cv -c CONFIG [--data.split kfold] [--folds 0,3] [--out DIR] [--wandb]`: every fold.
+
+    Each finished fold also keeps its answers (`answers.csv`: every validation and test
+    utterance's cosines and probabilities), small enough to commit, so `ensemble` can combine
+    it once its checkpoints are gone; a fold finished before answers were kept gets them when
+    its cv runs again."""
+    from .answers import ANSWERS_FILE, write_answers
     from .data.splits import num_folds
     from .lightning_cli import lightning_main
 
@@ -289,7 +295,8 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
         description="Fit + test every fold of the config's protocol (data.split), each into "
         "OUT/fold_<k>/, then write folds.csv, summary.md and summary.json. Folds already done "
         "are skipped, so an interrupted cv resumes. Every other option is passed to `fit` and "
-        "`test` (any setting of the config).",
+        "`test` (any setting of the config). Each fold keeps its answers (answers.csv) for "
+        "`lightning-ser ensemble`.",
     )
     parser.add_argument(
         "--out", default=None, help="results folder (default runs/cv-<corpus>-<split>)"
@@ -321,6 +328,8 @@ def cv_command(argv: list[str]) -> dict[str, Any]:
             f"[cv] fold {fold} ({i + 1}/{len(folds)}){' already done' if done else ''}", flush=True
         )
         result = run_experiment([*args, "--data.fold", str(fold)], run_dir, ns.wandb, str(out))
+        if not (run_dir / ANSWERS_FILE).exists():
+            write_answers(run_dir)
         wa = result["metrics"].get("least_angle/wa", float("nan"))
         print(f"[cv] fold {fold}: least-angle WA {format_percent(wa)}", flush=True)
     results = finished_folds(out, total, args)

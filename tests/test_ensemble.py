@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,40 @@ def test_a_fold_still_training_is_not_a_member(two_seeds: list[Path], tmp_path, 
 def test_a_folder_without_trained_runs_is_refused(tmp_path: Path, capsys) -> None:
     assert main(["ensemble", str(tmp_path), "--out", str(tmp_path / "e")]) == 1
     assert "no trained run" in capsys.readouterr().err
+
+
+def test_a_cv_keeps_each_folds_answers(two_seeds: list[Path]) -> None:
+    split = json.loads((two_seeds[0] / "fold_0" / "split.json").read_text())
+    with (two_seeds[0] / "fold_0" / "answers.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = {(r["checkpoint"], r["part"]) for r in rows}
+    assert kept == {(c, p) for c in ("best.ckpt", "last.ckpt") for p in ("val", "test")}
+    assert len(rows) == 2 * (len(split["val"]) + len(split["test"]))
+    cosines = [float(v) for k, v in rows[0].items() if k.startswith("cosine/")]
+    assert len(cosines) == 8 and all(-1.0 <= c <= 1.0 for c in cosines)  # eight emotions
+
+
+def test_trainings_whose_checkpoints_are_gone_answer_from_their_answers(
+    two_seeds: list[Path], tmp_path: Path, capsys
+) -> None:
+    with_checkpoints = dispatch(["ensemble", *map(str, two_seeds), "--out", str(tmp_path / "a")])
+    for seed in two_seeds:  # as in a results folder committed without its checkpoints
+        for fold in seed.glob("fold_*"):
+            shutil.rmtree(fold / "checkpoints")
+    kept = dispatch(["ensemble", *map(str, two_seeds), "--out", str(tmp_path / "b")])
+    for key in ("least_angle/wa", "least_angle/ua", "softmax/wa"):
+        assert kept[key]["mean"] == pytest.approx(with_checkpoints[key]["mean"]), key
+    crops = ["ensemble", str(two_seeds[0]), "--eval-crops", "2", "--out", str(tmp_path / "c")]
+    assert main(crops) == 1
+    assert "--eval-crops 2 needs checkpoints/best.ckpt (gone" in capsys.readouterr().err
+
+
+def test_a_fold_finished_before_answers_were_kept_gets_them(cv_args, two_seeds) -> None:
+    answers = two_seeds[0] / "fold_1" / "answers.csv"
+    before = answers.read_text()
+    answers.unlink()
+    dispatch(["cv", *cv_args, "--seed_everything", "0", "--out", str(two_seeds[0])])
+    assert answers.read_text() == before
 
 
 def test_the_mean_cosine_decides() -> None:

@@ -1,0 +1,91 @@
+"""A run's answers, kept beside its result: every utterance's cosines and softmax probabilities.
+
+`lightning-ser cv` writes `answers.csv` into each fold it finishes: for `best.ckpt` (what the
+fold tested) and `last.ckpt` (the end of its schedule), on the validation part (when there is
+one) and the test part, one row per utterance with its cosine to each class embedding and its
+softmax probabilities. Checkpoints are large and stay in `runs/`; answers are small enough to
+commit with a cv's results, so `lightning-ser ensemble` can still combine trainings whose
+checkpoints are gone (another machine, a fresh checkout, a results folder under
+`benchmarks/results/`). Only the view a fold was tested with is kept: scoring on other crops
+(`--eval-crops`) needs the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_open
+from .member import MemberAnswers, checkpoint_answers, run_datamodule
+
+ANSWERS_FILE = "answers.csv"
+CHECKPOINTS = ("best.ckpt", "last.ckpt")
+
+
+def write_answers(run_dir: Path) -> Path | None:
+    """Write `run_dir/answers.csv` from the run's checkpoints; None when it has none."""
+    present = [c for c in CHECKPOINTS if (run_dir / "checkpoints" / c).is_file()]
+    if not present:
+        return None
+    datamodule = run_datamodule(run_dir)
+    parts = ["val", "test"] if datamodule.has_validation else ["test"]
+    classes = datamodule.class_names
+    answers = [
+        (checkpoint, part, checkpoint_answers(run_dir, checkpoint, part, None, datamodule)[0])
+        for checkpoint in present
+        for part in parts
+    ]  # all computed before the file is written
+    target = run_dir / ANSWERS_FILE
+    with atomic_open(target) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(
+            ["checkpoint", "part", "path", "label", "crops", "crop_frames"]
+            + [f"cosine/{c}" for c in classes]
+            + [f"softmax/{c}" for c in classes]
+        )
+        for checkpoint, part, member in answers:
+            for i, path in enumerate(member.paths):
+                writer.writerow(
+                    [checkpoint, part, path, classes[int(member.labels[i])], *member.view]
+                    + [f"{v:.6f}" for v in member.cosines[i].tolist()]
+                    + [f"{v:.6f}" for v in member.probabilities[i].tolist()]
+                )
+    return target
+
+
+def has_answers(run_dir: Path, checkpoint: str) -> bool:
+    """Whether `run_dir/answers.csv` holds answers of `checkpoint`."""
+    path = run_dir / ANSWERS_FILE
+    if not path.is_file():
+        return False
+    with path.open(newline="") as f:
+        return any(row.get("checkpoint") == checkpoint for row in csv.DictReader(f))
+
+
+def read_answers(run_dir: Path, checkpoint: str, part: str) -> MemberAnswers | None:
+    """`checkpoint`'s answers on `part` from `run_dir/answers.csv` (None when it has none);
+    rows sorted by utterance, as `member_answers` gives them."""
+    path = run_dir / ANSWERS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            rows = [r for r in reader if r["checkpoint"] == checkpoint and r["part"] == part]
+        classes = [c.removeprefix("cosine/") for c in columns if c.startswith("cosine/")]
+        rows.sort(key=lambda r: r["path"])
+        if not rows:
+            return None
+        return MemberAnswers(
+            run_dir=run_dir,
+            paths=[r["path"] for r in rows],
+            cosines=torch.tensor([[float(r[f"cosine/{c}"]) for c in classes] for r in rows]),
+            probabilities=torch.tensor([[float(r[f"softmax/{c}"]) for c in classes] for r in rows]),
+            labels=torch.tensor([classes.index(r["label"]) for r in rows]),
+            view=(int(rows[0]["crops"]), int(rows[0]["crop_frames"])),
+        )
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path} is unreadable ({err})") from err
