@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .argparsing import ArgumentParser
 from .atomic import atomic_open
 from .member import MemberAnswers, checkpoint_answers, run_datamodule
 
@@ -89,3 +90,29 @@ def read_answers(run_dir: Path, checkpoint: str, part: str) -> MemberAnswers | N
         )
     except (KeyError, ValueError) as err:
         raise ValueError(f"{path} is unreadable ({err})") from err
+
+
+def answers_command(argv: list[str]) -> list[str]:
+    """`answers RUN [RUN ...]`: (re)write answers.csv in every finished fold of each cv folder
+    (or run folder) that still has its checkpoints, e.g. folds finished before cv kept them."""
+    from .ensemble import fold_runs  # ensemble reads answers: imported here, not at the top
+
+    parser = ArgumentParser(
+        prog="lightning-ser answers",
+        description="Write answers.csv (every validation and test utterance's cosines and "
+        "softmax probabilities, for best.ckpt and last.ckpt) into each finished fold of a cv "
+        "folder, or into one run folder, from its checkpoints. cv does this for every fold it "
+        "finishes; this command serves folds finished before. Commit answers.csv with the "
+        "results: `lightning-ser ensemble` combines runs from it when checkpoints are gone.",
+    )
+    parser.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN", help="cv output or run folders"
+    )
+    ns = parser.parse_args(argv)
+    written = []
+    for folder in ns.runs:
+        for fold, run_dir in sorted(fold_runs(folder, "best.ckpt").items()):
+            target = write_answers(run_dir)
+            print(f"[answers] fold {fold}: {target or 'no checkpoints left, nothing written'}")
+            written += [str(target)] if target else []
+    return written

@@ -26,6 +26,7 @@ COMMAND_HELP = (
     ("export", "TorchScript / ONNX embedder   --ckpt FILE -o DIR [--format torchscript onnx]"),
     ("cv", "cross-validation: fit + test per fold, summary   -c CONFIG [--folds 0,3] [--out DIR]"),
     ("ensemble", "cv runs of one split answering together   RUN... --out DIR | --part val"),
+    ("answers", "keep a cv's answers (answers.csv) for ensembles without checkpoints   RUN..."),
     ("sweep", "run a W&B grid sweep file locally (Table I)   SWEEP.yaml [--parallel N]"),
     ("cache", "build / inspect the feature cache   -c CONFIG [--json] [--prune]"),
     ("download", "fetch a corpus archive (RAVDESS speech)   ravdess DIR"),
@@ -154,4 +155,5 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "sweep": _lazy(".experiments", "sweep_command"),
     "experiment": _lazy(".experiments", "experiment_command"),
     "ensemble": _lazy(".ensemble", "ensemble_command"),
+    "answers": _lazy(".answers", "answers_command"),
 }

@@ -158,6 +158,9 @@ def test_a_fold_finished_before_answers_were_kept_gets_them(cv_args, two_seeds) 
     answers.unlink()
     dispatch(["cv", *cv_args, "--seed_everything", "0", "--out", str(two_seeds[0])])
     assert answers.read_text() == before
+    answers.unlink()  # a cv whose config has changed since is refused; `answers` needs none
+    assert main(["answers", str(two_seeds[0])]) == 0
+    assert answers.read_text() == before
 
 
 def test_the_mean_cosine_decides() -> None:
