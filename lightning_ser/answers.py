@@ -15,13 +15,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import torch
-
 from .argparsing import ArgumentParser
 from .atomic import atomic_open
-from .member import MemberAnswers, checkpoint_answers, run_datamodule
+from .ensemble import fold_runs
+from .member import ANSWERS_FILE, member_answers, run_datamodule
 
-ANSWERS_FILE = "answers.csv"
 CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 
@@ -34,7 +32,7 @@ def write_answers(run_dir: Path) -> Path | None:
     parts = ["val", "test"] if datamodule.has_validation else ["test"]
     classes = datamodule.class_names
     answers = [
-        (checkpoint, part, checkpoint_answers(run_dir, checkpoint, part, None, datamodule)[0])
+        (checkpoint, part, member_answers(run_dir, checkpoint, part, None, datamodule)[0])
         for checkpoint in present
         for part in parts
     ]  # all computed before the file is written
@@ -56,47 +54,9 @@ def write_answers(run_dir: Path) -> Path | None:
     return target
 
 
-def has_answers(run_dir: Path, checkpoint: str) -> bool:
-    """Whether `run_dir/answers.csv` holds answers of `checkpoint`."""
-    path = run_dir / ANSWERS_FILE
-    if not path.is_file():
-        return False
-    with path.open(newline="") as f:
-        return any(row.get("checkpoint") == checkpoint for row in csv.DictReader(f))
-
-
-def read_answers(run_dir: Path, checkpoint: str, part: str) -> MemberAnswers | None:
-    """`checkpoint`'s answers on `part` from `run_dir/answers.csv` (None when it has none);
-    rows sorted by utterance, as `member_answers` gives them."""
-    path = run_dir / ANSWERS_FILE
-    if not path.is_file():
-        return None
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            rows = [r for r in reader if r["checkpoint"] == checkpoint and r["part"] == part]
-        classes = [c.removeprefix("cosine/") for c in columns if c.startswith("cosine/")]
-        rows.sort(key=lambda r: r["path"])
-        if not rows:
-            return None
-        return MemberAnswers(
-            run_dir=run_dir,
-            paths=[r["path"] for r in rows],
-            cosines=torch.tensor([[float(r[f"cosine/{c}"]) for c in classes] for r in rows]),
-            probabilities=torch.tensor([[float(r[f"softmax/{c}"]) for c in classes] for r in rows]),
-            labels=torch.tensor([classes.index(r["label"]) for r in rows]),
-            view=(int(rows[0]["crops"]), int(rows[0]["crop_frames"])),
-        )
-    except (KeyError, ValueError) as err:
-        raise ValueError(f"{path} is unreadable ({err})") from err
-
-
 def answers_command(argv: list[str]) -> list[str]:
     """`answers RUN [RUN ...]`: (re)write answers.csv in every finished fold of each cv folder
     (or run folder) that still has its checkpoints, e.g. folds finished before cv kept them."""
-    from .ensemble import fold_runs  # ensemble reads answers: imported here, not at the top
-
     parser = ArgumentParser(
         prog="lightning-ser answers",
         description="Write answers.csv (every validation and test utterance's cosines and "

@@ -35,13 +35,11 @@ from typing import Any
 
 import torch
 
-from .answers import ANSWERS_FILE, has_answers, read_answers
 from .argparsing import ArgumentParser
 from .atomic import write_json_atomic
-from .data.datamodule import EmotionDataModule
 from .data.splits import num_folds
 from .experiments import RESULT_FILE, write_cv_summary
-from .member import MemberAnswers, checkpoint_answers, run_datamodule
+from .member import ANSWERS_FILE, MemberAnswers, has_answers, member_answers
 from .metrics import classification_metrics
 from .provenance import provenance
 from .report.tables import format_percent
@@ -74,35 +72,6 @@ def fold_runs(folder: Path, checkpoint: str) -> dict[int, Path]:
             f"or its {ANSWERS_FILE}, or a cv output whose finished fold_<k>/ folders have them)"
         )
     return runs
-
-
-def member_answers(
-    run_dir: Path,
-    checkpoint: str,
-    part: str,
-    eval_crops: int | None = None,
-    datamodule: EmotionDataModule | None = None,
-) -> tuple[MemberAnswers, EmotionDataModule]:
-    """A member's answers on `part`, from its checkpoint or, where the checkpoint is gone, from
-    the answers its cv kept (the view it was tested with only), with its data module."""
-    if (run_dir / "checkpoints" / checkpoint).is_file():
-        return checkpoint_answers(run_dir, checkpoint, part, eval_crops, datamodule)
-    kept = read_answers(run_dir, checkpoint, part)
-    if kept is None:
-        raise ValueError(f"{run_dir}: no checkpoints/{checkpoint}, nor its {part} answers")
-    if eval_crops is not None and eval_crops != kept.view[0]:
-        raise ValueError(
-            f"{run_dir}: --eval-crops {eval_crops} needs checkpoints/{checkpoint} (gone; "
-            f"{ANSWERS_FILE} holds the view it was tested with, {kept.view[0]} crops)"
-        )
-    datamodule = datamodule or run_datamodule(run_dir)
-    expected = sorted(datamodule.table.paths[i] for i in getattr(datamodule.split, part))
-    if kept.paths != expected:
-        raise ValueError(
-            f"{run_dir / ANSWERS_FILE}: its {part} utterances are not those {run_dir}/config.yaml "
-            "makes"
-        )
-    return kept, datamodule
 
 
 def ensemble_metrics(members: list[MemberAnswers], num_classes: int) -> dict[str, float]:

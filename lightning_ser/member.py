@@ -1,7 +1,12 @@
-"""One trained run answering a part of its split: what `ensemble` combines and `answers` keeps."""
+"""One trained run answering a part of its split: what `ensemble` combines.
+
+From the run's checkpoint or, where it is gone, from the answers its cv kept (`answers.csv`,
+written by `lightning_ser.answers`).
+"""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +17,8 @@ from .data.datamodule import EmotionDataModule
 from .data.features import FeatureConfig
 from .embeddings import cosine_to_classes
 from .inference.checkpoint import model_of_checkpoint, read_checkpoint
+
+ANSWERS_FILE = "answers.csv"
 
 
 @dataclass
@@ -44,22 +51,75 @@ def run_datamodule(run_dir: Path) -> EmotionDataModule:
     return datamodule
 
 
-def checkpoint_answers(
+def has_answers(run_dir: Path, checkpoint: str) -> bool:
+    """Whether `run_dir/answers.csv` holds answers of `checkpoint`."""
+    path = run_dir / ANSWERS_FILE
+    if not path.is_file():
+        return False
+    with path.open(newline="") as f:
+        return any(row.get("checkpoint") == checkpoint for row in csv.DictReader(f))
+
+
+def kept_answers(
+    run_dir: Path, checkpoint: str, part: str, eval_crops: int | None
+) -> MemberAnswers:
+    """`checkpoint`'s answers on `part` from `run_dir/answers.csv`, rows sorted by utterance;
+    refused when it has none, or for another view than the one it was tested with."""
+    path = run_dir / ANSWERS_FILE
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            rows = [r for r in reader if r["checkpoint"] == checkpoint and r["part"] == part]
+        classes = [c.removeprefix("cosine/") for c in columns if c.startswith("cosine/")]
+        rows.sort(key=lambda r: r["path"])
+        if not rows:
+            raise ValueError(f"{run_dir}: no checkpoints/{checkpoint}, nor its {part} answers")
+        kept = MemberAnswers(
+            run_dir=run_dir,
+            paths=[r["path"] for r in rows],
+            cosines=torch.tensor([[float(r[f"cosine/{c}"]) for c in classes] for r in rows]),
+            probabilities=torch.tensor([[float(r[f"softmax/{c}"]) for c in classes] for r in rows]),
+            labels=torch.tensor([classes.index(r["label"]) for r in rows]),
+            view=(int(rows[0]["crops"]), int(rows[0]["crop_frames"])),
+        )
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path} is unreadable ({err})") from err
+    if eval_crops is not None and eval_crops != kept.view[0]:
+        raise ValueError(
+            f"{run_dir}: --eval-crops {eval_crops} needs checkpoints/{checkpoint} (gone; "
+            f"{ANSWERS_FILE} holds the view it was tested with, {kept.view[0]} crops)"
+        )
+    return kept
+
+
+def member_answers(
     run_dir: Path,
     checkpoint: str,
     part: str,
     eval_crops: int | None = None,
     datamodule: EmotionDataModule | None = None,
 ) -> tuple[MemberAnswers, EmotionDataModule]:
-    """A run's cosines and softmax probabilities on `part` of its split, from its checkpoint,
-    with its data module (rebuilt from the run's config.yaml unless given); refused when the
-    checkpoint was trained on another split than that data module makes.
+    """A run's cosines and softmax probabilities on `part` of its split, with its data module
+    (rebuilt from the run's config.yaml unless given): from its checkpoint or, where that is
+    gone, from the answers its cv kept (`kept_answers`); refused when they belong to another
+    split than that data module makes.
 
     `eval_crops` (None: the checkpoint's own view) evaluates on the mean direction of that many
     windows of the checkpoint's crop length (0: whole utterances), with class embeddings made
     the same way from the training part, as `test --data.eval_crops` makes them.
     """
     path = run_dir / "checkpoints" / checkpoint
+    if not path.is_file():
+        kept = kept_answers(run_dir, checkpoint, part, eval_crops)
+        datamodule = datamodule or run_datamodule(run_dir)
+        expected = sorted(datamodule.table.paths[i] for i in getattr(datamodule.split, part))
+        if kept.paths != expected:
+            raise ValueError(
+                f"{run_dir / ANSWERS_FILE}: its {part} utterances are not those "
+                f"{run_dir}/config.yaml makes"
+            )
+        return kept, datamodule
     ckpt = read_checkpoint(path)  # read once; a bad checkpoint fails before the features load
     model = model_of_checkpoint(ckpt, path)
     datamodule = datamodule or run_datamodule(run_dir)
