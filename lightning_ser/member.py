@@ -66,15 +66,20 @@ def kept_answers(
     """`checkpoint`'s answers on `part` from `run_dir/answers.csv`, rows sorted by utterance;
     refused when it has none, or for another view than the one it was tested with."""
     path = run_dir / ANSWERS_FILE
+    rows: list[dict[str, str]] = []
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            rows = [r for r in reader if r["checkpoint"] == checkpoint and r["part"] == part]
-        classes = [c.removeprefix("cosine/") for c in columns if c.startswith("cosine/")]
-        rows.sort(key=lambda r: r["path"])
-        if not rows:
-            raise ValueError(f"{run_dir}: no checkpoints/{checkpoint}, nor its {part} answers")
+        if path.is_file():
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                columns = reader.fieldnames or []
+                rows = [r for r in reader if r["checkpoint"] == checkpoint and r["part"] == part]
+    except (KeyError, OSError) as err:
+        raise ValueError(f"{path} is unreadable ({err})") from err
+    if not rows:
+        raise ValueError(f"{run_dir}: no checkpoints/{checkpoint}, nor its {part} answers")
+    rows.sort(key=lambda r: r["path"])
+    classes = [c.removeprefix("cosine/") for c in columns if c.startswith("cosine/")]
+    try:
         kept = MemberAnswers(
             run_dir=run_dir,
             paths=[r["path"] for r in rows],

@@ -12,6 +12,7 @@ import torch
 
 from lightning_ser.cli import dispatch, main
 from lightning_ser.ensemble import MemberAnswers, ensemble_metrics
+from lightning_ser.member import kept_answers
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 FAST = ["--model.softmax_epochs", "1", "--model.triplet_epochs", "1"]
@@ -173,3 +174,11 @@ def test_the_mean_cosine_decides() -> None:
     confident_wrong, mildly_right = member([0.9, 0.0]), member([0.0, 0.95])
     assert ensemble_metrics([confident_wrong], 2)["least_angle/wa"] == 0.0
     assert ensemble_metrics([confident_wrong, mildly_right], 2)["least_angle/wa"] == 1.0
+
+
+def test_a_run_without_checkpoint_or_answers_is_named_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no checkpoints/best.ckpt, nor its val answers"):
+        kept_answers(tmp_path, "best.ckpt", "val", None)
+    (tmp_path / "answers.csv").write_text("checkpoint,part,path\nbest.ckpt,test,a.wav\n")
+    with pytest.raises(ValueError, match="no checkpoints/best.ckpt, nor its val answers"):
+        kept_answers(tmp_path, "best.ckpt", "val", None)
