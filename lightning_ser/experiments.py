@@ -396,6 +396,8 @@ def write_cv_summary(
     for r in results:
         cells = [format_percent(r["metrics"].get(k, float("nan"))) for k in HEADLINE]
         minutes = f"{r.get('seconds', float('nan')) / 60:.1f}"
+        if r.get("resumed_after_epoch") is not None:
+            minutes += f" (after epoch {r['resumed_after_epoch']})"
         lines.append(
             f"| {r['fold']} | "
             + " | ".join(cells)

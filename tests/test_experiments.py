@@ -54,6 +54,17 @@ def test_summary_is_mean_and_std_over_folds() -> None:
     assert summary["n"] == 3
 
 
+def test_a_resumed_folds_minutes_say_they_count_from_the_resume(tmp_path: Path) -> None:
+    def fold(k: int, resumed_after: int | None) -> dict:
+        return {"fold": k, "metrics": {"least_angle/wa": 0.5}, "seconds": 1544.3,
+                "resumed_after_epoch": resumed_after}  # fmt: skip
+
+    experiments.write_cv_summary([fold(0, None), fold(1, 29)], tmp_path, "ravdess", "kfold", 2, [])
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if "25.7" in line]
+    assert rows[0].startswith("| 0 |") and "| 25.7 |" in rows[0]
+    assert rows[1].startswith("| 1 |") and "| 25.7 (after epoch 29) |" in rows[1]
+
+
 @pytest.fixture
 def cli_args(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -> list[str]:
     monkeypatch.chdir(tmp_path)
