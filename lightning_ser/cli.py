@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from . import runs, tools
@@ -71,6 +72,15 @@ def interrupted(command: str = "fit", status: int = 130) -> str:
     return f"lightning-ser: {what}; {how} (cv and sweep resume by themselves)"
 
 
+def release_process_group() -> None:
+    """Destroy the process group a DDP command left behind (Lightning leaves it open). Without
+    this, gloo's worker threads can outlive the interpreter and abort the process at exit
+    ("terminate called without an active exception", status -6) after a command that succeeded.
+    Only after success: destroying it while another rank still communicates would hang."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of the `lightning` and `lightning-ser` commands: returns the exit status.
 
@@ -101,6 +111,7 @@ def main(args: list[str] | None = None) -> int:
     finally:  # a failed start leaves no empty run folder; a finished one keeps its folder
         if finished:
             runs.CREATED.clear()
+            release_process_group()
         else:
             runs.forget_empty_runs()
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

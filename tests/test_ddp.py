@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch.distributed as dist
+
+from lightning_ser.cli import main
 
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
@@ -25,6 +28,15 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
     with open(run_dir / "test_metrics.csv") as f:
         row = [r for r in csv.DictReader(f) if r.get("test/least_angle/wa")][-1]
     return {k: float(v) for k, v in row.items() if k.startswith("test/") and v}
+
+
+def test_a_finished_command_destroys_the_process_group_it_leaves(tmp_path: Path) -> None:
+    # a process group left open at exit can abort the process (status -6) after a DDP command
+    # that succeeded; a one-process gloo group stands in for the one Lightning's DDP opens
+    store = f"file://{tmp_path / 'store'}"
+    dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    assert main(["--help"]) == 0
+    assert not dist.is_initialized()
 
 
 @pytest.mark.slow
