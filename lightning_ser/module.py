@@ -25,6 +25,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, We
 from pytorch_lightning.utilities import rank_zero_info
 
 from .augment import SpecMasking, mixup
+from .compiling import compile_for_any_length
 from .data.features import FeatureConfig
 from .embedder import CHECKPOINT_FORMAT, Embedder, config_from_hparams, upgrade_state_dict
 from .losses import MetricLossName, MinerName, build_metric_loss
@@ -37,26 +38,6 @@ Stage = Literal["softmax", "triplet"]
 STAGES: tuple[Stage, Stage] = ("softmax", "triplet")
 LrDecay = Literal["linear", "cosine"]
 CentreInit = Literal["random", "class_embeddings"]
-
-
-def require_cpp_compiler() -> None:
-    """Refuse `compile` at construction, in one line, where TorchInductor finds no C++ compiler.
-
-    Without one, torch.compile would fail only at the first training step, deep in a traceback.
-    The search is TorchInductor's own (its `cxx` setting: the CXX variable, then g++ on Linux,
-    clang++ on macOS, cl on Windows); a torch without that search is not checked here.
-    """
-    try:
-        from torch._inductor import cpp_builder, exc
-    except ImportError:
-        return
-    try:
-        cpp_builder.get_cpp_compiler()
-    except (exc.InvalidCxxCompiler, RuntimeError, OSError):
-        raise ValueError(
-            "model.compile: true needs a C++ compiler on PATH (g++ or clang++, or one named by "
-            "CXX): install one or pass --model.compile false"
-        ) from None
 
 
 def refuse_differences(
@@ -221,8 +202,7 @@ class EmotionEmbeddingModule(pl.LightningModule):
         self.class_names = class_names
         self.embedder = Embedder(**config_from_hparams(self.hparams))
         if compile:
-            require_cpp_compiler()
-            self.embedder.net.compile(dynamic=True)  # varying batch sizes and lengths
+            compile_for_any_length(self.embedder.net)
         self.metric_loss = build_metric_loss(
             metric_loss, num_classes, embedding_dim, margin, miner, angular_margin, angular_scale
         )

@@ -280,6 +280,31 @@ def test_compiled_training_repeats_itself_with_the_same_seed() -> None:
         assert torch.equal(value, second[name]), name
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="torch.compile needs a C compiler")
+def test_a_new_utterance_length_trains_without_compiling_again() -> None:
+    """Whole-utterance batches have a new length each: one compiled graph serves them all
+    (TorchInductor's convolution backward would otherwise specialise the length)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    module = EmotionEmbeddingModule(
+        num_classes=3, backbone="tim", layers=2, channels=4, embedding_dim=8, compile=True
+    )
+    module.train()
+    graphs = []
+    for frames in (12, 17, 23):
+        batch = {
+            "x": torch.randn(4, frames, 39),
+            "lengths": torch.tensor([frames, frames - 2, 5, frames - 1]),
+            "label": torch.tensor([0, 1, 2, 0]),
+        }
+        module.losses(batch)["loss"].backward()
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] >= 1
+    assert graphs[1] == graphs[2] == graphs[0]
+
+
 def test_compile_without_a_cpp_compiler_is_refused_in_one_line(
     monkeypatch, capsys, tmp_path, tiny_ravdess, cache_dir
 ) -> None:
