@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: Added to torch.compile's cache keys while the convolution backward lowering is replaced.
+CACHE_TAG = "lightning-ser:aten-convolution-backward"
+
 
 def require_cpp_compiler() -> None:
     """Refuse `compile` at construction, in one line, where TorchInductor finds no C++ compiler.
@@ -53,6 +56,11 @@ def keep_lengths_symbolic_in_convolution_backward() -> None:
     lowering.lowerings.pop(op, None)
     handler = lowering.register_lowering(op, type_promotion_kind=None)(fallback(op))
     handler._lightning_ser = True
+    # Graphs compiled before the change sit in TorchInductor's on-disk caches with the length
+    # fixed in their guards, under keys that do not see the lowering: tag the keys (torch's
+    # setting "to break caches") so those graphs are not loaded again.
+    config = torch.compiler.config
+    config.cache_key_tag = ",".join(filter(None, (config.cache_key_tag, CACHE_TAG)))
 
 
 def compile_for_any_length(net: nn.Module) -> None:

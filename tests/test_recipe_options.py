@@ -11,6 +11,7 @@ import torch
 
 from lightning_ser.augment import SpecMasking, mixup
 from lightning_ser.cli import main
+from lightning_ser.compiling import CACHE_TAG
 from lightning_ser.data.batching import gather_windows
 from lightning_ser.losses import AngularMarginObjective, build_metric_loss
 from lightning_ser.models import EmbeddingNet
@@ -303,6 +304,8 @@ def test_a_new_utterance_length_trains_without_compiling_again() -> None:
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[0] >= 1
     assert graphs[1] == graphs[2] == graphs[0]
+    # graphs cached on disk by a torch that fixed the length are not loaded again
+    assert torch.compiler.config.cache_key_tag.split(",").count(CACHE_TAG) == 1
 
 
 def test_compile_without_a_cpp_compiler_is_refused_in_one_line(
