@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if len(set(p.resolve() for p in args.cv_dirs)) < len(args.cv_dirs):
         parser.error("a run is given twice (it would count twice)")
-    curves = fold_curves(args.cv_dirs, f"{args.checkpoint}.ckpt", args.part)
+    try:
+        curves = fold_curves(args.cv_dirs, f"{args.checkpoint}.ckpt", args.part)
+    except ValueError as err:  # a folder that is no finished run, or of another split
+        raise SystemExit(f"ensemble_size: {err}") from None
     folds = ", ".join(map(str, curves))
     print(
         f"{args.part} parts, {args.checkpoint}.ckpt, fold(s) {folds}; each row the mean over "

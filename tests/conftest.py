@@ -5,13 +5,16 @@ Fixtures:
     tiny_ravdess: a session-wide 96-file RAVDESS-layout folder (6 actors x 8 emotions x 2
         statements); each emotion has its own tone frequency, so a model can learn it.
     cache_dir: an empty folder for feature caches.
+    benchmark_script: loads `benchmarks/<name>.py` as a module (the benchmarks are scripts).
     WANDB_MODE=disabled for every test (autouse).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
@@ -138,6 +141,20 @@ def cache_dir(tmp_path: Path) -> Path:
     path = tmp_path / "cache"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """`benchmark_script("validation_curve")` is `benchmarks/validation_curve.py` as a module."""
+
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(autouse=True)

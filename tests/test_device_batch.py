@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from lightning_ser.data.datamodule import EmotionDataModule
 from lightning_ser.data.features import FeatureExtractor
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "device_batch.py"
-
 
 @pytest.fixture(scope="module")
-def device_batch():
-    spec = importlib.util.spec_from_file_location("device_batch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def device_batch(benchmark_script):
+    return benchmark_script("device_batch")
 
 
 @pytest.mark.parametrize("speeds", [[1.0], [1.0, 1.1]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,12 @@ from lightning_ser.cli import dispatch
 from lightning_ser.ensemble import ensemble_metrics
 from lightning_ser.member import MemberAnswers
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "ensemble_size.py"
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("ensemble_size", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def ensemble_size(benchmark_script):
+    return benchmark_script("ensemble_size")
 
 
 def member(cosines: list[list[float]], labels: list[int]) -> MemberAnswers:
@@ -35,14 +31,14 @@ def member(cosines: list[list[float]], labels: list[int]) -> MemberAnswers:
     )
 
 
-def test_each_size_is_the_mean_over_its_subsets() -> None:
+def test_each_size_is_the_mean_over_its_subsets(ensemble_size) -> None:
     labels = [0, 1, 0, 1]
     members = [  # the first two right on different halves, the third right everywhere
         member([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.9, 0.1]], labels),
         member([[0.1, 0.9], [0.9, 0.1], [0.9, 0.1], [0.1, 0.9]], labels),
         member([[0.8, 0.3], [0.3, 0.7], [0.7, 0.2], [0.3, 0.6]], labels),
     ]
-    curve = load_script().size_curve(members, num_classes=2)
+    curve = ensemble_size.size_curve(members, num_classes=2)
     alone = [ensemble_metrics([m], 2)["least_angle/wa"] for m in members]
     assert alone == [0.5, 0.5, 1.0]
     assert curve[1]["least_angle/wa"] == pytest.approx(2 / 3)
@@ -56,7 +52,7 @@ def test_each_size_is_the_mean_over_its_subsets() -> None:
 
 
 def test_validation_parts_of_two_seeds_make_a_table(
-    tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch, capsys
+    tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch, capsys, ensemble_size
 ) -> None:
     monkeypatch.chdir(tmp_path)
     outs = [tmp_path / f"seed{seed}" for seed in (0, 1)]
@@ -67,9 +63,9 @@ def test_validation_parts_of_two_seeds_make_a_table(
             "--data.split", "speaker_kfold", "--data.n_folds", "3", "--folds", "0",
             "--seed_everything", str(seed), "--out", str(out),
         ])  # fmt: skip
-    load_script().main([str(o) for o in outs])
+    ensemble_size.main([str(o) for o in outs])
     out = capsys.readouterr().out
     assert "val parts, last.ckpt, fold(s) 0" in out
     assert out.count("\n| 1 | 2 |") == 1 and out.count("\n| 2 | 1 |") == 1
     with pytest.raises(SystemExit):
-        load_script().main([str(outs[0]), str(outs[0])])
+        ensemble_size.main([str(outs[0]), str(outs[0])])

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "validation_curve.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("validation_curve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def validation_curve(benchmark_script):
+    return benchmark_script("validation_curve")
 
 
 def write_fold(cv_dir: Path, name: str, curve: dict[int, float], finished: bool = True) -> None:
@@ -28,8 +23,10 @@ def write_fold(cv_dir: Path, name: str, curve: dict[int, float], finished: bool 
         (fold / "result.json").write_text("{}")
 
 
-def test_the_mean_curve_shows_the_noise_of_each_folds_best(tmp_path: Path) -> None:
-    curve = load_script()
+def test_the_mean_curve_shows_the_noise_of_each_folds_best(
+    tmp_path: Path, validation_curve
+) -> None:
+    curve = validation_curve
     write_fold(tmp_path, "fold_0", {4: 0.5, 9: 0.9, 14: 0.7})  # a lucky peak at epoch 9
     write_fold(tmp_path, "fold_1", {4: 0.5, 9: 0.5, 14: 0.7})
     write_fold(tmp_path, "fold_2", {4: 0.1}, finished=False)  # still training: left out
@@ -46,8 +43,8 @@ def test_the_mean_curve_shows_the_noise_of_each_folds_best(tmp_path: Path) -> No
     assert curve.mean_curve(stopped)[4] == pytest.approx((0.5 + 0.5 + 0.1) / 3)
 
 
-def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path) -> None:
-    curve = load_script()
+def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path, validation_curve) -> None:
+    curve = validation_curve
     write_fold(tmp_path / "new", "fold_0", {4: 0.5, 9: 0.8, 14: 0.6})
     write_fold(tmp_path / "new", "fold_1", {4: 0.5})  # the reference has no fold_1
     write_fold(tmp_path / "ref", "fold_0", {4: 0.9, 9: 0.7, 14: 0.6})
@@ -60,8 +57,10 @@ def test_a_screening_compares_fold_by_fold_on_validation(tmp_path: Path) -> None
     )
 
 
-def test_a_run_with_three_times_the_data_per_epoch_compares_at_equal_training(tmp_path) -> None:
-    curve = load_script()
+def test_a_run_with_three_times_the_data_per_epoch_compares_at_equal_training(
+    tmp_path: Path, validation_curve
+) -> None:
+    curve = validation_curve
     write_fold(tmp_path / "new", "fold_0", {1: 0.6, 3: 0.8})  # speed copies: 3 epochs' data each
     write_fold(tmp_path / "ref", "fold_0", {4: 0.5, 9: 0.7, 14: 0.9})
     new = curve.fold_curves(tmp_path / "new", "val/least_angle/wa")

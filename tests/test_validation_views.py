@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from lightning_ser.cli import dispatch
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "validation_views.py"
 CONF = Path(__file__).parent / "conf" / "tiny.yaml"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("validation_views", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def validation_views(benchmark_script):
+    return benchmark_script("validation_views")
 
 
 @pytest.fixture
@@ -35,16 +31,18 @@ def fold(tmp_path: Path, tiny_ravdess: Path, cache_dir: Path, monkeypatch) -> Pa
     return tmp_path / "cv" / "fold_0"
 
 
-def test_whole_is_what_validation_logged_and_long_windows_are_whole(fold: Path) -> None:
-    scores = load_script().views(fold, "last.ckpt", crops=[3])  # windows of 10_000 frames
+def test_whole_is_what_validation_logged_and_long_windows_are_whole(
+    fold: Path, validation_views
+) -> None:
+    scores = validation_views.views(fold, "last.ckpt", crops=[3])  # windows of 10_000 frames
     rows = [r for r in csv.DictReader(open(fold / "metrics.csv")) if r["val/least_angle/wa"]]
     assert scores["whole"] == pytest.approx(float(rows[-1]["val/least_angle/wa"]))
     assert scores["crops 3"] == pytest.approx(scores["whole"])  # windows longer than utterances
     assert 0.0 <= scores["softmax"] <= 1.0
 
 
-def test_the_table_compares_every_view_with_whole(fold: Path, capsys) -> None:
-    load_script().main([str(fold.parent), "--crops", "2"])
+def test_the_table_compares_every_view_with_whole(fold: Path, validation_views, capsys) -> None:
+    validation_views.main([str(fold.parent), "--crops", "2"])
     out = capsys.readouterr().out
     assert "| fold (last.ckpt, validation WA) | whole | softmax | crops 2 |" in out
     assert "crops 2: ahead of whole on" in out
