@@ -20,8 +20,8 @@ import argparse
 from itertools import combinations
 from pathlib import Path
 
-from lightning_ser.ensemble import ensemble_metrics, fold_runs
-from lightning_ser.member import MemberAnswers, member_answers
+from lightning_ser.ensemble import common_folds, ensemble_metrics, fold_members
+from lightning_ser.member import MemberAnswers
 
 METRICS = ("least_angle/wa", "least_angle/ua", "softmax/wa")
 
@@ -43,19 +43,11 @@ def fold_curves(
     cv_dirs: list[Path], checkpoint: str, part: str
 ) -> dict[int, dict[int, dict[str, float]]]:
     """`size_curve` of every fold all `cv_dirs` finished, by fold."""
-    by_member = [fold_runs(folder, checkpoint) for folder in cv_dirs]
-    folds = sorted(set.intersection(*(set(runs) for runs in by_member)))
-    if not folds:
-        raise SystemExit(f"the {len(cv_dirs)} runs have no finished fold in common")
+    folds, by_member = common_folds(cv_dirs, checkpoint)
     curves = {}
     for fold in folds:
-        members, datamodule = [], None
-        for runs in by_member:
-            answers, datamodule = member_answers(runs[fold], checkpoint, part, None, datamodule)
-            members.append(answers)
-        if any(m.paths != members[0].paths for m in members):
-            raise SystemExit(f"fold {fold}: the runs answer different utterances (other splits)")
-        curves[fold] = size_curve(members, datamodule.num_classes)
+        members, datamodules = fold_members([runs[fold] for runs in by_member], checkpoint, part)
+        curves[fold] = size_curve(members, datamodules[0].num_classes)
     return curves
 
 
@@ -69,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("a run is given twice (it would count twice)")
     try:
         curves = fold_curves(args.cv_dirs, f"{args.checkpoint}.ckpt", args.part)
-    except ValueError as err:  # a folder that is no finished run, or of another split
+    except ValueError as err:  # no finished run, no fold in common, or another split
         raise SystemExit(f"ensemble_size: {err}") from None
     folds = ", ".join(map(str, curves))
     print(

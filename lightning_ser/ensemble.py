@@ -37,6 +37,7 @@ import torch
 
 from .argparsing import ArgumentParser
 from .atomic import write_json_atomic
+from .data.datamodule import EmotionDataModule
 from .data.splits import num_folds
 from .experiments import RESULT_FILE, write_cv_summary
 from .member import ANSWERS_FILE, MemberAnswers, has_answers, member_answers
@@ -94,11 +95,11 @@ def without_normalisation(identity: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in identity.items() if k != "normalisation"}
 
 
-def score_fold(
+def fold_members(
     run_dirs: list[Path], checkpoint: str, part: str, eval_crops: int | None = None
-) -> dict[str, Any]:
-    """The ensemble's metrics on one fold's `part`, and each member's own least-angle WA."""
-    start = time.perf_counter()
+) -> tuple[list[MemberAnswers], list[EmotionDataModule]]:
+    """Each run's answers on one fold's `part` and its data module; refused when the runs
+    trained on different splits or label the utterances differently."""
     members, datamodules = [], []
     for run_dir in run_dirs:
         answers, datamodule = member_answers(run_dir, checkpoint, part, eval_crops)
@@ -113,6 +114,24 @@ def score_fold(
                 raise ValueError(f"{run_dir} labels its utterances otherwise than {run_dirs[0]}")
         members.append(answers)
         datamodules.append(datamodule)
+    return members, datamodules
+
+
+def common_folds(folders: list[Path], checkpoint: str) -> tuple[list[int], list[dict[int, Path]]]:
+    """The folds every folder finished (sorted), and each folder's runs by fold."""
+    by_member = [fold_runs(folder, checkpoint) for folder in folders]
+    folds = sorted(set.intersection(*(set(runs) for runs in by_member)))
+    if not folds:
+        raise ValueError(f"the {len(folders)} runs have no finished fold in common")
+    return folds, by_member
+
+
+def score_fold(
+    run_dirs: list[Path], checkpoint: str, part: str, eval_crops: int | None = None
+) -> dict[str, Any]:
+    """The ensemble's metrics on one fold's `part`, and each member's own least-angle WA."""
+    start = time.perf_counter()
+    members, datamodules = fold_members(run_dirs, checkpoint, part, eval_crops)
     first = datamodules[0]
     return {
         "fold": first.split.fold,
@@ -200,10 +219,8 @@ def ensemble_command(argv: list[str]) -> dict[str, Any]:
     if len(set(resolved)) < len(resolved):
         parser.error("a run is given twice (it would count twice)")
     checkpoint = f"{ns.checkpoint}.ckpt"
-    by_member = {folder: fold_runs(folder, checkpoint) for folder in ns.runs}
-    folds = sorted(set.intersection(*(set(runs) for runs in by_member.values())))
-    if not folds:
-        raise ValueError(f"the {len(ns.runs)} runs have no finished fold in common")
+    folds, member_runs = common_folds(ns.runs, checkpoint)
+    by_member = dict(zip(ns.runs, member_runs, strict=True))
     for folder, runs in by_member.items():
         if left := sorted(set(runs) - set(folds)):
             print(f"[ensemble] {folder}: fold(s) {left} left out (not in every run)", flush=True)
